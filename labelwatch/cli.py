@@ -1,0 +1,197 @@
+"""Command line: ``labelwatch worker | demo | simulate | db migrate | schema export | ...``.
+
+Every command reads its configuration from :class:`labelwatch.settings.Settings`
+(``LABELWATCH_*`` environment variables); flags only choose what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from labelwatch.settings import Settings
+
+log = logging.getLogger("labelwatch")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        # pydantic's message names the field and the env var's value; SecretStr values are masked.
+        sys.exit(f"labelwatch: invalid configuration:\n{exc}")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from labelwatch.streams.worker import run_worker
+
+    return run_worker(_settings())
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from labelwatch.sinks.clickhouse import connect, database_name
+    from labelwatch.sinks.migrations import current_version, migrate
+
+    settings = _settings()
+    client = connect(settings=settings)
+    try:
+        applied = migrate(client, database_name(settings))
+    finally:
+        client.close()
+    for migration in applied:
+        print(f"applied {migration.version:04d} {migration.name}")
+    print(f"{settings.redacted_dsn()} is at schema version {current_version()}")
+    return 0
+
+
+def cmd_schema_export(args: argparse.Namespace) -> int:
+    from labelwatch.schemas import dump_json_schemas
+
+    text = dump_json_schemas() + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace) -> int:
+    from labelwatch.streams.topics import ensure_topics
+
+    created = ensure_topics(_settings())
+    print("created: " + (", ".join(created) if created else "nothing (all topics exist)"))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from labelwatch.simulator import (
+        LabelingSimulator,
+        SimulationConfig,
+        encode_event,
+        malformed_messages,
+    )
+    from labelwatch.streams.produce import produce
+    from labelwatch.streams.topics import ensure_topics
+
+    settings = _settings()
+    ensure_topics(settings)
+    sim = LabelingSimulator(SimulationConfig(seed=args.seed, run_id=args.run_id))
+    stream = sim.labels(datetime.now(UTC))
+    bad = malformed_messages(args.seed, args.bad, max_message_bytes=settings.max_message_bytes)
+
+    def records() -> object:
+        every = max(1, args.events // (len(bad) + 1)) if bad else 0
+        pending = list(bad)
+        for i in range(args.events):
+            label = next(stream)
+            yield str(label.event["item_id"]).encode(), encode_event(label.event)
+            if pending and (i + 1) % every == 0:
+                yield None, pending.pop()[1]
+        for _, value in pending:
+            yield None, value
+
+    sent = produce(settings, settings.topic_labels, records(), rate=args.rate)  # type: ignore[arg-type]
+    print(f"sent {sent} messages ({args.bad} malformed) to {settings.topic_labels}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from labelwatch.demo import print_summary, run_demo
+
+    summary = run_demo(_settings(), seconds=args.seconds, rate=args.rate, seed=args.seed)
+    print_summary(summary, as_json=args.json)
+    return 0 if summary["ok"] else 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(settings_markdown())
+        return 0
+    settings = _settings()
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name == "clickhouse_dsn":
+            value = settings.redacted_dsn()
+        print(f"{name} = {value}")
+    return 0
+
+
+def settings_markdown() -> str:
+    """The configuration table for the README, generated from the settings' descriptions."""
+    lines = ["| variable | default | description |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "" if default is None else f"`{default}`"
+        lines.append(f"| `LABELWATCH_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labelwatch", description="Streaming quality monitor for human data labeling."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run the stream worker (Faust) until SIGTERM")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", help="bounded run: broker -> worker -> ClickHouse, then a summary")
+    p.add_argument("--seconds", type=float, default=30.0, help="how long to produce events")
+    p.add_argument("--rate", type=float, default=200.0, help="events per second to produce")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON line last")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("simulate", help="produce simulated labeling events to the labels topic")
+    p.add_argument("--events", type=int, default=10_000, help="number of valid events")
+    p.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
+    p.add_argument("--seed", type=int, default=1, help="simulator seed")
+    p.add_argument("--bad", type=int, default=0, help="malformed messages to interleave")
+    p.add_argument("--run-id", default="sim", help="prefix of the generated event ids")
+    p.set_defaults(func=cmd_simulate)
+
+    db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db", required=True)
+    p = db.add_parser("migrate", help="create or update tables (idempotent, versioned)")
+    p.set_defaults(func=cmd_db_migrate)
+
+    schema = sub.add_parser("schema", help="event schemas").add_subparsers(
+        dest="schema", required=True
+    )
+    p = schema.add_parser("export", help="print the JSON Schema of the input events")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_schema_export)
+
+    topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(
+        dest="topics", required=True
+    )
+    p = topics.add_parser("create", help="create labelwatch's topics if missing")
+    p.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser("config", help="print the effective configuration (secrets masked)")
+    p.add_argument("--markdown", action="store_true", help="print the README's config table")
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # kafka-python narrates every connection at INFO; its warnings still show.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""``labelwatch demo``: a bounded end-to-end run on the configured broker and store.
+
+Starts a real worker process, produces simulated labeling events (and, on purpose, a few
+malformed messages) for a given time, waits until the worker's consumer group has committed
+everything, stops the worker with SIGTERM, and reports what reached ClickHouse and the
+dead-letter topic. The store is read after the worker exits because an embedded chDB
+directory can be opened by one process at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from labelwatch.settings import Settings
+from labelwatch.simulator import (
+    MALFORMED_KINDS,
+    LabelingSimulator,
+    SimulationConfig,
+    encode_event,
+    malformed_messages,
+)
+from labelwatch.sinks.clickhouse import connect, database_name
+from labelwatch.streams.dead_letter import DeadLetter, parse_dead_letter
+from labelwatch.streams.produce import produce
+from labelwatch.streams.topics import ensure_topics, wait_for_lag_zero
+
+BAD_EVERY = 250  # one malformed message per this many valid ones
+
+
+def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> dict[str, Any]:
+    """Run the demo and return its summary (``ok`` is False if something did not add up)."""
+    run_id = f"demo-{secrets.token_hex(4)}"
+    ensure_topics(settings)
+    dead_letter_start = _end_offsets(settings, settings.topic_dead_letter)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = settings.data_dir / "demo-worker.log"
+    worker = _start_worker(settings, log_path)
+    try:
+        n_valid = max(1, int(seconds * rate))
+        n_bad = max(MALFORMED_KINDS, n_valid // BAD_EVERY)  # every kind at least once
+        bad = malformed_messages(seed, n_bad, max_message_bytes=settings.max_message_bytes)
+        sim = LabelingSimulator(SimulationConfig(seed=seed, run_id=run_id))
+        print(
+            f"demo {run_id}: producing {n_valid} events and {len(bad)} malformed messages "
+            f"over {seconds:.0f} s to {settings.topic_labels} at {settings.kafka_bootstrap}",
+            file=sys.stderr,
+        )
+        produced = produce(
+            settings, settings.topic_labels, _interleave(sim, n_valid, bad), rate=rate
+        )
+        lag = wait_for_lag_zero(settings, timeout_s=120)
+    finally:
+        exit_code = _stop_worker(worker)
+    stored, per_project, duplicates = _count_rows(settings, run_id)
+    dead = _read_dead_letters(settings, dead_letter_start)
+    dead_by_code = Counter(d.code for d in dead)
+    expected_codes = Counter(code for code, _ in bad)
+    ok = (
+        exit_code == 0
+        and lag == 0
+        and stored == n_valid
+        and duplicates == 0
+        and dead_by_code == expected_codes
+    )
+    return {
+        "ok": ok,
+        "run_id": run_id,
+        "messages_produced": produced,
+        "events_produced": n_valid,
+        "malformed_produced": len(bad),
+        "events_stored": stored,
+        "duplicate_rows": duplicates,
+        "events_per_project": per_project,
+        "dead_lettered": len(dead),
+        "dead_lettered_by_code": dict(sorted(dead_by_code.items())),
+        "dead_letter_examples": [
+            {"code": d.code, "reason": d.reason, "offset": d.source_offset} for d in dead[:3]
+        ],
+        "consumer_lag": lag,
+        "worker_exit_code": exit_code,
+        "alerts": {},
+        "worker_log": str(log_path),
+        "store": settings.redacted_dsn(),
+    }
+
+
+def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    """Print a human-readable summary; with ``as_json`` also one JSON object as the last line."""
+    print(f"labelwatch demo {summary['run_id']} -> {summary['store']}")
+    print(f"  events produced      {summary['events_produced']}")
+    stored, duplicates = summary["events_stored"], summary["duplicate_rows"]
+    print(f"  events in ClickHouse {stored}  (duplicates: {duplicates})")
+    for project, n in summary["events_per_project"].items():
+        print(f"    {project:<18} {n}")
+    print(f"  malformed produced   {summary['malformed_produced']}")
+    print(f"  dead-lettered        {summary['dead_lettered']}")
+    for code, n in summary["dead_lettered_by_code"].items():
+        print(f"    {code:<26} {n}")
+    for example in summary["dead_letter_examples"]:
+        print(f"    e.g. offset {example['offset']}: {example['code']}: {example['reason'][:90]}")
+    print(f"  consumer lag at end  {summary['consumer_lag']}")
+    print(f"  worker exit code     {summary['worker_exit_code']}  (log: {summary['worker_log']})")
+    print("  result               " + ("OK" if summary["ok"] else "MISMATCH"))
+    if as_json:
+        print(json.dumps(summary, sort_keys=True))
+
+
+def _interleave(
+    sim: LabelingSimulator, n_valid: int, bad: list[tuple[str, bytes]]
+) -> Iterator[tuple[bytes | None, bytes]]:
+    labels = sim.labels(datetime.now(UTC))
+    pending = list(bad)
+    for i in range(n_valid):
+        event = next(labels).event
+        yield str(event["item_id"]).encode(), encode_event(event)
+        if pending and (i + 1) % BAD_EVERY == 0:
+            yield None, pending.pop(0)[1]
+    for _, value in pending:
+        yield None, value
+
+
+def _start_worker(settings: Settings, log_path: Any) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env["LABELWATCH_DATA_DIR"] = str(settings.data_dir.resolve())
+    log_file = open(log_path, "wb")  # noqa: SIM115 - handed to the child process
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "labelwatch", "worker"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    log_file.close()
+    _wait_healthy(settings, worker, log_path)
+    return worker
+
+
+def _wait_healthy(settings: Settings, worker: subprocess.Popen[bytes], log_path: Any) -> None:
+    url = f"http://{settings.web_host}:{settings.web_port}/health"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"worker not healthy after 90 s; see {log_path}")
+
+
+def _stop_worker(worker: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    return worker.returncode
+
+
+def _count_rows(settings: Settings, run_id: str) -> tuple[int, dict[str, int], int]:
+    client = connect(settings=settings)
+    db = database_name(settings)
+    try:
+        prefix = f"{run_id}-"
+        rows = client.query(
+            f"SELECT project, uniqExact(event_id), count() FROM {db}.label_events "  # noqa: S608
+            "WHERE startsWith(event_id, {prefix:String}) GROUP BY project ORDER BY project",
+            parameters={"prefix": prefix},
+        ).result_rows
+    finally:
+        client.close()
+    per_project = {str(p): int(u) for p, u, _ in rows}
+    unique = sum(per_project.values())
+    total = sum(int(c) for _, _, c in rows)
+    return unique, per_project, total - unique
+
+
+def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False
+    )
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def _read_dead_letters(
+    settings: Settings, start: dict[int, int], *, timeout_s: float = 20.0
+) -> list[DeadLetter]:
+    """Dead letters written after ``start`` (partition -> offset) by this run's worker."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    try:
+        parts = [TopicPartition(settings.topic_dead_letter, p) for p in start]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, start[tp.partition])
+        ends = consumer.end_offsets(parts)
+        found: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    found.append(parse_dead_letter(record.headers, record.value))
+        return sorted(found, key=lambda d: (d.source_partition, d.source_offset))
+    finally:
+        consumer.close()

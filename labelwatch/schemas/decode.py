@@ -1,0 +1,120 @@
+"""Turning raw Kafka message bytes into validated events, or into a precise rejection.
+
+The worker never lets a bad message crash it or vanish: :func:`decode_label_event` either
+returns an event or raises :class:`InvalidEvent`, whose ``code`` is a short stable category
+(used as a metric label) and whose ``reason`` says what is wrong and where (byte position,
+JSON line/column, or field path).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import ValidationError
+
+from labelwatch.schemas.events import LabelEvent
+
+# Stable rejection codes: metric label values and the dead-letter ``code`` header.
+EMPTY: Final = "empty"
+OVERSIZED: Final = "oversized"
+INVALID_UTF8: Final = "invalid_utf8"
+INVALID_JSON: Final = "invalid_json"
+NOT_AN_OBJECT: Final = "not_an_object"
+INVALID_FIELDS: Final = "invalid_fields"
+UNSUPPORTED_VERSION: Final = "unsupported_schema_version"
+REJECTION_CODES: Final = (
+    EMPTY,
+    OVERSIZED,
+    INVALID_UTF8,
+    INVALID_JSON,
+    NOT_AN_OBJECT,
+    INVALID_FIELDS,
+    UNSUPPORTED_VERSION,
+)
+
+_MAX_REASON_ERRORS = 10
+
+
+class InvalidEvent(ValueError):
+    """A message that cannot become an event.
+
+    Attributes
+    ----------
+    code
+        One of :data:`REJECTION_CODES`.
+    reason
+        Human-readable explanation naming the offending position or field(s).
+    fields
+        Dotted paths of the offending fields, when the problem is in fields.
+    """
+
+    def __init__(self, code: str, reason: str, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.fields = fields
+
+
+def decode_label_event(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
+    """Validate one message value as a :class:`LabelEvent`.
+
+    Examples
+    --------
+    >>> try:
+    ...     decode_label_event(b'{"event_id": 1, "colour": "red"}', max_bytes=1024)
+    ... except InvalidEvent as rejection:
+    ...     print(rejection.code, rejection.fields[:2], rejection.fields[-1])
+    invalid_fields ('event_id', 'ts') colour
+    >>> try:
+    ...     decode_label_event(b'{"a": ', max_bytes=1024)
+    ... except InvalidEvent as rejection:
+    ...     print(rejection)
+    invalid_json: EOF while parsing a value at line 1 column 6
+    """
+    if not raw:
+        raise InvalidEvent(EMPTY, "message has no value (empty or tombstone)")
+    if len(raw) > max_bytes:
+        raise InvalidEvent(OVERSIZED, f"message is {len(raw)} bytes, limit is {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
+        ) from None
+    try:
+        return LabelEvent.model_validate_json(text)
+    except ValidationError as exc:
+        raise _rejection(exc) from None
+
+
+def _rejection(exc: ValidationError) -> InvalidEvent:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        detail = str(first.get("ctx", {}).get("error", first["msg"]))
+        return InvalidEvent(INVALID_JSON, detail)
+    if first["type"] == "model_type":
+        return InvalidEvent(NOT_AN_OBJECT, "JSON value is not an object")
+    fields = tuple(".".join(str(p) for p in e["loc"]) or "<root>" for e in errors)
+    parts = []
+    for field, e in zip(fields, errors, strict=True):
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (not in the schema)"
+        got = e.get("input")
+        shown = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {_short(got)})"
+        parts.append(f"{field}: {msg}{shown}")
+    code = INVALID_FIELDS
+    if any(
+        f == "schema_version" and "unsupported schema_version" in p
+        for f, p in zip(fields, parts, strict=True)
+    ):
+        code = UNSUPPORTED_VERSION if len(fields) == 1 else INVALID_FIELDS
+    extra = len(parts) - _MAX_REASON_ERRORS
+    reason = "; ".join(parts[:_MAX_REASON_ERRORS]) + (f"; and {extra} more" if extra > 0 else "")
+    return InvalidEvent(code, reason, fields)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

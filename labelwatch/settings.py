@@ -1,0 +1,132 @@
+"""Configuration: one frozen settings object, read from ``LABELWATCH_*`` environment variables.
+
+Every field carries a one-line description; the README's configuration table is generated
+from these descriptions (``labelwatch config --markdown``). Secrets are ``SecretStr`` and never
+appear in ``repr``, logs or command output; use :meth:`Settings.redacted_dsn` to show where the
+ClickHouse store is without its credentials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All of labelwatch's configuration. Read once at start-up; immutable afterwards."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LABELWATCH_",
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma-separated host:port list.",
+    )
+    app_id: str = Field(
+        "labelwatch",
+        description="Faust application id; also the Kafka consumer group of the workers.",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+    )
+    topic_labels: str = Field(
+        "labelwatch.labels", description="Input topic carrying labeling events (JSON)."
+    )
+    topic_dead_letter: str = Field(
+        "labelwatch.dead-letter",
+        description="Topic receiving every rejected input message, original bytes plus reason.",
+    )
+    topic_alerts: str = Field("labelwatch.alerts", description="Output topic for alerts.")
+    topic_partitions: int = Field(
+        4,
+        ge=1,
+        le=1024,
+        description="Partitions used when labelwatch creates its topics (the unit of scale-out).",
+    )
+    topic_replication: int = Field(
+        1, ge=1, le=16, description="Replication factor used when labelwatch creates its topics."
+    )
+    max_message_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest input message accepted; larger ones are dead-lettered as oversized.",
+    )
+
+    # --- ClickHouse -----------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".labelwatch"),
+        description="Directory for local state, including the embedded chDB store by default.",
+    )
+    clickhouse_dsn: SecretStr | None = Field(
+        None,
+        description=(
+            "ClickHouse target: chdb:///abs/path for the embedded engine or "
+            "http(s)://user:pass@host:8123/db for a server. Default: chDB in data_dir."
+        ),
+    )
+    clickhouse_database: str = Field(
+        "labelwatch",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="ClickHouse database holding labelwatch's tables (a DSN path overrides it).",
+    )
+    sink_batch_size: int = Field(
+        5000, ge=1, le=1_000_000, description="Maximum rows per ClickHouse insert."
+    )
+    sink_flush_seconds: float = Field(
+        1.0, gt=0, le=300, description="Maximum time an event waits before its batch is written."
+    )
+    sink_retry_max_seconds: float = Field(
+        30.0, gt=0, description="Upper bound of the back-off between failed ClickHouse writes."
+    )
+
+    # --- Worker ---------------------------------------------------------------------------
+    web_host: str = Field(
+        "127.0.0.1", description="Address of the worker's HTTP endpoint (/metrics, health)."
+    )
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP endpoint.")
+    log_level: str = Field(
+        "info",
+        pattern=r"^(debug|info|warning|error)$",
+        description="Worker log level: debug, info, warning or error.",
+    )
+
+    @model_validator(mode="after")
+    def _check_dsn_scheme(self) -> Settings:
+        if self.clickhouse_dsn is not None:
+            scheme = urlsplit(self.clickhouse_dsn.get_secret_value()).scheme
+            if scheme not in ("chdb", "http", "https"):
+                raise ValueError(
+                    f"clickhouse_dsn: scheme must be chdb, http or https, not {scheme!r}"
+                )
+        return self
+
+    # --- derived values -------------------------------------------------------------------
+    def resolved_dsn(self) -> str:
+        """The ClickHouse DSN to connect to, with the chDB default filled in (a secret)."""
+        if self.clickhouse_dsn is not None:
+            return self.clickhouse_dsn.get_secret_value()
+        return f"chdb://{(self.data_dir / 'labelwatch.chdb').resolve()}"
+
+    def redacted_dsn(self) -> str:
+        """The DSN with user and password removed, safe to print or log."""
+        parts = urlsplit(self.resolved_dsn())
+        if parts.scheme == "chdb":
+            return f"chdb://{parts.path}"  # a local path: no credentials to hide
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+    def broker_url(self) -> str:
+        """The Faust broker URL(s) for :attr:`kafka_bootstrap`."""
+        return ";".join(f"kafka://{h.strip()}" for h in self.kafka_bootstrap.split(",") if h)
+
+    def bootstrap_servers(self) -> list[str]:
+        """:attr:`kafka_bootstrap` as the list kafka-python expects."""
+        return [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]

@@ -1,0 +1,1 @@
+"""Outputs: ClickHouse (tables, migrations, writer) and Prometheus metrics."""

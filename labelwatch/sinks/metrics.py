@@ -1,0 +1,60 @@
+"""Prometheus metrics of the worker, served at ``/metrics`` on its web port.
+
+Label values are bounded sets (topic names, rejection codes, table names): nothing that grows
+with annotators or items becomes a label.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """The worker's metrics, on a registry of their own (one per app, so tests are isolated)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.events_consumed = Counter(
+            "labelwatch_events_consumed",
+            "Messages read from input topics.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.events_valid = Counter(
+            "labelwatch_events_valid",
+            "Messages that validated as events.",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.events_dead_lettered = Counter(
+            "labelwatch_events_dead_lettered",
+            "Messages sent to the dead-letter topic, by rejection code.",
+            ["topic", "code"],
+            registry=self.registry,
+        )
+        self.sink_rows_written = Counter(
+            "labelwatch_sink_rows_written",
+            "Rows written to ClickHouse.",
+            ["table"],
+            registry=self.registry,
+        )
+        self.sink_batch_seconds = Histogram(
+            "labelwatch_sink_batch_seconds",
+            "Time to write one batch to ClickHouse.",
+            ["table"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "labelwatch_errors",
+            "Errors by component; each was retried or dead-lettered, never dropped.",
+            ["component"],
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,98 @@
+"""Versioned, idempotent ClickHouse schema migrations (``labelwatch db migrate``).
+
+Each migration has a version, a name and DDL statements written with ``IF NOT EXISTS`` so a
+half-applied migration can simply be run again. Applied versions are recorded in
+``schema_migrations``; running ``migrate`` twice, or from two workers at once, is harmless.
+Never edit a released migration: add a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from clickhouse_connect.driver.client import Client
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step. ``{db}`` in a statement is replaced by the database name."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "label_events",
+        (
+            # ReplacingMergeTree keyed by event_id collapses redelivered events; the
+            # deduplication window drops a retried batch (same token) outright.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.label_events (
+                event_id String,
+                ts DateTime64(3, 'UTC'),
+                project LowCardinality(String),
+                item_id String,
+                annotator_id String,
+                label LowCardinality(String),
+                gold_label LowCardinality(Nullable(String)),
+                duration_ms Nullable(UInt32),
+                schema_version UInt16,
+                source_topic LowCardinality(String),
+                source_partition UInt32,
+                source_offset UInt64,
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (project, event_id)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+        ),
+    ),
+)
+
+
+def applied_versions(client: Client, database: str) -> set[int]:
+    """Versions already recorded in ``schema_migrations`` (empty before the first run)."""
+    exists = client.query(f"EXISTS TABLE {database}.schema_migrations").first_row
+    if not exists or not exists[0]:
+        return set()
+    # The database name is validated by Settings (identifier pattern), never user SQL.
+    query = f"SELECT DISTINCT version FROM {database}.schema_migrations"  # noqa: S608
+    result = client.query(query)
+    return {int(row[0]) for row in result.result_rows}
+
+
+def migrate(client: Client, database: str) -> list[Migration]:
+    """Create the database and apply pending migrations in order; returns those applied."""
+    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client.command(
+        f"""
+        CREATE TABLE IF NOT EXISTS {database}.schema_migrations (
+            version UInt32, name String, applied_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree ORDER BY version
+        """
+    )
+    done = applied_versions(client, database)
+    applied: list[Migration] = []
+    for migration in sorted(MIGRATIONS, key=lambda m: m.version):
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
+            client.command(statement.format(db=database))
+        client.insert(
+            f"{database}.schema_migrations",
+            [(migration.version, migration.name, datetime.now(UTC))],
+            column_names=("version", "name", "applied_at"),
+        )
+        applied.append(migration)
+    return applied
+
+
+def current_version() -> int:
+    """The newest schema version this release knows."""
+    return max(m.version for m in MIGRATIONS)

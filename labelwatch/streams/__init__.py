@@ -1,0 +1,1 @@
+"""Kafka side: the Faust app factory, topics, the thin agents and the producer helpers."""

@@ -1,0 +1,127 @@
+"""The Faust application: topics, the (thin) label agent, and the worker's web pages.
+
+Topics carry raw bytes; the one validator is :func:`labelwatch.schemas.decode_label_event`
+(no parallel ``faust.Record`` definitions). The agent is deliberately thin: take a batch,
+hand it to :class:`~labelwatch.streams.pipeline.LabelPipeline`, ack.
+
+Delivery: the agent runs with ``concurrency=1`` (faust-streaming issue #606: concurrent agents
+can commit past in-flight messages) and reads with ``noack_take``, acking a batch's offsets
+only after ``LabelPipeline.process`` returned, i.e. after the ClickHouse insert and the
+dead-letter deliveries of that batch succeeded. Faust commits acked offsets only. A crash
+before that re-delivers the batch; ``label_events`` collapses the duplicates by event_id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, cast
+
+import faust
+
+from labelwatch.schemas import InvalidEvent
+from labelwatch.settings import Settings
+from labelwatch.sinks.clickhouse import LabelEventWriter, connect, database_name
+from labelwatch.sinks.metrics import CONTENT_TYPE_LATEST, Metrics
+from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
+from labelwatch.streams.pipeline import LabelPipeline
+
+log = logging.getLogger(__name__)
+
+# Room for the dead-letter headers on top of a maximal input message.
+_HEADER_ROOM = 64 * 1024
+
+
+class FaustDeadLetters:
+    """Sends rejected messages to the dead-letter topic and waits until the broker has them."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self._topic = topic
+
+    async def send(self, rejects: Sequence[tuple[RawMessage, InvalidEvent]]) -> None:
+        pending = [
+            await self._topic.send(
+                key=message.key,
+                value=message.value,
+                headers=dead_letter_headers(message, rejection),
+            )
+            for message, rejection in rejects
+        ]
+        for delivery in pending:
+            await delivery
+
+
+def raw_message(event: faust.EventT[Any]) -> RawMessage:
+    """The Kafka coordinates and bytes of a Faust event."""
+    message = event.message
+    return RawMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+    )
+
+
+def create_app(settings: Settings, *, metrics: Metrics | None = None) -> faust.App:
+    """Build the labelwatch Faust app for ``settings``.
+
+    The ClickHouse connection is opened when the agent starts, not here, so building the app
+    (e.g. for ``agent.test_context()``) needs no store.
+    """
+    metrics = metrics or Metrics()
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker_url(),
+        store="memory://",
+        autodiscover=False,
+        datadir=str(settings.data_dir / "faust"),
+        key_serializer="raw",
+        value_serializer="raw",
+        consumer_auto_offset_reset="earliest",
+        producer_max_request_size=settings.max_message_bytes + _HEADER_ROOM,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_disable_leader=True,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+    )
+    labels_topic = app.topic(
+        settings.topic_labels, key_serializer="raw", value_serializer="raw", allow_empty=True
+    )
+    dead_letter_topic = app.topic(
+        settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"
+    )
+
+    @app.agent(labels_topic, concurrency=1, name="labels")
+    async def consume_labels(stream: faust.StreamT[Any]) -> None:
+        writer = LabelEventWriter(connect(settings=settings), database_name(settings))
+        pipeline = LabelPipeline(
+            events=writer,
+            dead_letters=FaustDeadLetters(dead_letter_topic),
+            metrics=metrics,
+            max_message_bytes=settings.max_message_bytes,
+            retry_max_seconds=settings.sink_retry_max_seconds,
+        )
+        try:
+            # noack_take is on faust.Stream (what agents get), not on the StreamT interface.
+            async for events in cast("faust.Stream[Any]", stream).noack_take(
+                settings.sink_batch_size, within=settings.sink_flush_seconds
+            ):
+                await pipeline.process([raw_message(e) for e in events])
+                for event in events:
+                    await stream.ack(event)
+        finally:
+            writer.close()
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+    @app.page("/health")
+    async def health_page(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "app_id": settings.app_id})
+
+    return app

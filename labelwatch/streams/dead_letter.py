@@ -1,0 +1,79 @@
+"""Dead-letter format: the original message bytes plus headers saying where it came from and why.
+
+Value and key are the original bytes, untouched, so a fixed producer can re-send them. Headers:
+
+=========================  ==============================================================
+``lw.error.code``          stable rejection code (``invalid_json``, ``invalid_fields``, ...)
+``lw.error.reason``        human-readable reason naming the byte, JSON position or fields
+``lw.error.fields``        comma-separated offending field paths (may be empty)
+``lw.source.topic``        topic the message was read from
+``lw.source.partition``    its partition
+``lw.source.offset``       its offset
+=========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from labelwatch.schemas import InvalidEvent
+
+HEADER_CODE = "lw.error.code"
+HEADER_REASON = "lw.error.reason"
+HEADER_FIELDS = "lw.error.fields"
+HEADER_TOPIC = "lw.source.topic"
+HEADER_PARTITION = "lw.source.partition"
+HEADER_OFFSET = "lw.source.offset"
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message as read from Kafka, before any decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead-letter record read back from the topic."""
+
+    code: str
+    reason: str
+    fields: tuple[str, ...]
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    value: bytes | None
+
+
+def dead_letter_headers(message: RawMessage, rejection: InvalidEvent) -> list[tuple[str, bytes]]:
+    """Kafka headers for a rejected message."""
+    return [
+        (HEADER_CODE, rejection.code.encode()),
+        (HEADER_REASON, rejection.reason.encode()),
+        (HEADER_FIELDS, ",".join(rejection.fields).encode()),
+        (HEADER_TOPIC, message.topic.encode()),
+        (HEADER_PARTITION, str(message.partition).encode()),
+        (HEADER_OFFSET, str(message.offset).encode()),
+    ]
+
+
+def parse_dead_letter(
+    headers: Iterable[tuple[str, bytes | None]], value: bytes | None
+) -> DeadLetter:
+    """Read a dead-letter record back (``KeyError`` if a header is missing)."""
+    h = {k: (v or b"").decode() for k, v in headers}
+    return DeadLetter(
+        code=h[HEADER_CODE],
+        reason=h[HEADER_REASON],
+        fields=tuple(f for f in h[HEADER_FIELDS].split(",") if f),
+        source_topic=h[HEADER_TOPIC],
+        source_partition=int(h[HEADER_PARTITION]),
+        source_offset=int(h[HEADER_OFFSET]),
+        value=value,
+    )

@@ -1,0 +1,101 @@
+"""Creating labelwatch's topics (idempotent) and reading consumer-group progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import TopicAlreadyExistsError
+
+from labelwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The dead-letter topic must accept any message the input topics accepted, plus headers.
+_DEAD_LETTER_MIN_BYTES = 4 * 1024 * 1024
+_HEADER_ROOM = 64 * 1024
+
+
+def input_topics(settings: Settings) -> list[str]:
+    """Topics the worker consumes."""
+    return [settings.topic_labels]
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create labelwatch's topics if missing; returns the names that were created."""
+    dead_letter_bytes = max(_DEAD_LETTER_MIN_BYTES, 2 * settings.max_message_bytes)
+    # Input topics accept a little more than the worker's limit, so that oversized messages
+    # reach the worker and are dead-lettered with a reason instead of failing at the producer.
+    input_bytes = settings.max_message_bytes + _HEADER_ROOM
+    wanted: dict[str, dict[str, object]] = {
+        topic: _spec(settings, input_bytes) for topic in input_topics(settings)
+    }
+    wanted[settings.topic_alerts] = _spec(settings, None)
+    wanted[settings.topic_dead_letter] = _spec(settings, dead_letter_bytes)
+    admin = _admin(settings, timeout_s)
+    try:
+        existing = set(admin.list_topics())
+        created = []
+        for name, spec in wanted.items():
+            if name in existing:
+                continue
+            try:
+                admin.create_topics({name: spec}, wait_for_metadata=True)
+            except TopicAlreadyExistsError:
+                continue  # another worker created it first
+            created.append(name)
+        return created
+    finally:
+        admin.close()
+
+
+def _spec(settings: Settings, max_message_bytes: int | None) -> dict[str, object]:
+    configs = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
+    return {
+        "num_partitions": settings.topic_partitions,
+        "replication_factor": settings.topic_replication,
+        "configs": configs,
+    }
+
+
+def group_lag(settings: Settings, topics: list[str] | None = None) -> int:
+    """Messages in ``topics`` not yet committed by the worker group (end offset - committed)."""
+    topics = topics or input_topics(settings)
+    admin = _admin(settings, 30.0)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False
+    )
+    try:
+        committed = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
+        ]
+        ends = consumer.end_offsets(partitions)
+        lag = 0
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, end - done)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_for_lag_zero(settings: Settings, timeout_s: float, poll_s: float = 0.5) -> int:
+    """Poll :func:`group_lag` until it is 0 or ``timeout_s`` passed; returns the last lag."""
+    deadline = time.monotonic() + timeout_s
+    lag = group_lag(settings)
+    while lag and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        lag = group_lag(settings)
+    return lag
+
+
+def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers(),
+        client_id=f"{settings.app_id}-admin",
+        request_timeout_ms=int(timeout_s * 1000),
+    )

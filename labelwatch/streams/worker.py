@@ -1,0 +1,44 @@
+"""Running the Faust worker: prepare topics and tables, then consume until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from labelwatch.settings import Settings
+from labelwatch.sinks.clickhouse import connect, database_name
+from labelwatch.sinks.migrations import migrate
+from labelwatch.streams.app import create_app
+from labelwatch.streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def prepare(settings: Settings) -> None:
+    """Create missing topics and apply pending ClickHouse migrations (both idempotent)."""
+    created = ensure_topics(settings)
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    client = connect(settings=settings)
+    try:
+        for migration in migrate(client, database_name(settings)):
+            log.info("applied migration %04d %s", migration.version, migration.name)
+    finally:
+        client.close()
+
+
+def run_worker(settings: Settings) -> int:
+    """Run until stopped; Faust's worker flushes and commits acked offsets on SIGTERM."""
+    log.info(
+        "labelwatch worker: broker %s, store %s, web http://%s:%d",
+        settings.kafka_bootstrap,
+        settings.redacted_dsn(),
+        settings.web_host,
+        settings.web_port,
+    )
+    prepare(settings)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()  # exits the process with the worker's status
+    return 0

@@ -1,0 +1,63 @@
+"""Shared fixtures: an embedded chDB store (fresh database per test) and the real Kafka broker."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from labelwatch.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One chDB directory for the whole session: chDB opens one path per process at a time."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def ch_settings(chdb_dir: Path) -> Settings:
+    """Settings pointing at the session's chDB store, with a database of this test's own."""
+    return Settings(
+        data_dir=chdb_dir,
+        clickhouse_database=f"t_{secrets.token_hex(6)}",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+def _local_kafka() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "local_kafka", REPO / "scripts" / "local_kafka.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real single-node Kafka broker for the session.
+
+    ``LABELWATCH_TEST_BOOTSTRAP`` points the tests at a broker that is already running;
+    otherwise one is fetched (once) and started here, and stopped at the end. Never skipped:
+    if the broker cannot start, the tests that need it fail.
+    """
+    given = os.environ.get("LABELWATCH_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    local_kafka = _local_kafka()
+    run_dir = tmp_path_factory.mktemp("kafka")
+    state = local_kafka.start(run_dir=run_dir, port=0, timeout=120.0)
+    try:
+        yield str(state["bootstrap"])
+    finally:
+        local_kafka.stop(run_dir=run_dir)
