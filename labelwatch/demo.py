@@ -10,19 +10,12 @@ directory can be opened by one process at a time.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-
-from kafka import KafkaConsumer, TopicPartition
 
 from labelwatch.settings import Settings
 from labelwatch.simulator import (
@@ -33,9 +26,10 @@ from labelwatch.simulator import (
     malformed_messages,
 )
 from labelwatch.sinks.clickhouse import connect, database_name
-from labelwatch.streams.dead_letter import DeadLetter, parse_dead_letter
+from labelwatch.streams.dead_letter import read_dead_letters
 from labelwatch.streams.produce import produce
-from labelwatch.streams.topics import ensure_topics, wait_for_lag_zero
+from labelwatch.streams.topics import end_offsets, ensure_topics, wait_for_lag_zero
+from labelwatch.streams.worker_process import WorkerProcess
 
 BAD_EVERY = 250  # one malformed message per this many valid ones
 
@@ -44,10 +38,10 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
     """Run the demo and return its summary (``ok`` is False if something did not add up)."""
     run_id = f"demo-{secrets.token_hex(4)}"
     ensure_topics(settings)
-    dead_letter_start = _end_offsets(settings, settings.topic_dead_letter)
+    dead_letter_start = end_offsets(settings, settings.topic_dead_letter)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.data_dir / "demo-worker.log"
-    worker = _start_worker(settings, log_path)
+    worker = WorkerProcess.start(settings, log_path)
     try:
         n_valid = max(1, int(seconds * rate))
         n_bad = max(MALFORMED_KINDS, n_valid // BAD_EVERY)  # every kind at least once
@@ -63,9 +57,9 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
         )
         lag = wait_for_lag_zero(settings, timeout_s=120)
     finally:
-        exit_code = _stop_worker(worker)
+        exit_code = worker.stop()
     stored, per_project, duplicates = _count_rows(settings, run_id)
-    dead = _read_dead_letters(settings, dead_letter_start)
+    dead = read_dead_letters(settings, dead_letter_start)
     dead_by_code = Counter(d.code for d in dead)
     expected_codes = Counter(code for code, _ in bad)
     ok = (
@@ -132,48 +126,6 @@ def _interleave(
         yield None, value
 
 
-def _start_worker(settings: Settings, log_path: Any) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["LABELWATCH_DATA_DIR"] = str(settings.data_dir.resolve())
-    log_file = open(log_path, "wb")  # noqa: SIM115 - handed to the child process
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "labelwatch", "worker"],
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    log_file.close()
-    _wait_healthy(settings, worker, log_path)
-    return worker
-
-
-def _wait_healthy(settings: Settings, worker: subprocess.Popen[bytes], log_path: Any) -> None:
-    url = f"http://{settings.web_host}:{settings.web_port}/health"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise RuntimeError(f"worker exited with {worker.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"worker not healthy after 90 s; see {log_path}")
-
-
-def _stop_worker(worker: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    return worker.returncode
-
-
 def _count_rows(settings: Settings, run_id: str) -> tuple[int, dict[str, int], int]:
     client = connect(settings=settings)
     db = database_name(settings)
@@ -190,41 +142,3 @@ def _count_rows(settings: Settings, run_id: str) -> tuple[int, dict[str, int], i
     unique = sum(per_project.values())
     total = sum(int(c) for _, _, c in rows)
     return unique, per_project, total - unique
-
-
-def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False
-    )
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
-    finally:
-        consumer.close()
-
-
-def _read_dead_letters(
-    settings: Settings, start: dict[int, int], *, timeout_s: float = 20.0
-) -> list[DeadLetter]:
-    """Dead letters written after ``start`` (partition -> offset) by this run's worker."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-        fetch_max_bytes=64 * 1024 * 1024,
-    )
-    try:
-        parts = [TopicPartition(settings.topic_dead_letter, p) for p in start]
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, start[tp.partition])
-        ends = consumer.end_offsets(parts)
-        found: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                for record in records:
-                    found.append(parse_dead_letter(record.headers, record.value))
-        return sorted(found, key=lambda d: (d.source_partition, d.source_offset))
-    finally:
-        consumer.close()

@@ -118,7 +118,8 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> faust.A
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type=, so the full header goes in headers.
+        return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:

@@ -99,3 +99,15 @@ def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
         client_id=f"{settings.app_id}-admin",
         request_timeout_ms=int(timeout_s * 1000),
     )
+
+
+def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """The current end offset of every partition of ``topic`` (partition -> offset)."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False
+    )
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()

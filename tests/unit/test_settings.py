@@ -60,3 +60,10 @@ def test_password_never_appears_in_repr_redacted_dsn_or_config_output(
     out = capsys.readouterr().out
     assert "s3cr3t-pw" not in out and "writer" not in out
     assert "ch.example.internal" in out
+
+
+def test_readme_configuration_table_is_current() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("<!-- config-table:start -->\n") + len("<!-- config-table:start -->\n")
+    end = readme.index("<!-- config-table:end -->")
+    assert readme[start:end].strip() == settings_markdown()

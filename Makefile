@@ -1,0 +1,57 @@
+# labelwatch: the two set-up commands are `make demo` and `make test`; everything they need
+# (virtualenv, Python packages, the Kafka broker jars) is installed by the targets below.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+KAFKA  := python3 scripts/local_kafka.py
+DEMO_SECONDS ?= 30
+
+.PHONY: install demo test check lint types broker broker-stop kafka-fetch schema clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install labelwatch with its dev tools
+
+kafka-fetch: ## download the pinned Apache Kafka jars from Maven Central (cached)
+	$(KAFKA) fetch
+
+broker: kafka-fetch ## start the local single-node Kafka broker (prints its bootstrap address)
+	$(KAFKA) start
+
+broker-stop: ## stop the local broker
+	$(KAFKA) stop
+
+# The demo starts the local broker (reusing one that is already running), runs a bounded
+# end-to-end job on the embedded chDB store and prints a summary. KEEP_BROKER=1 leaves the
+# broker running afterwards.
+demo: install kafka-fetch ## run the main job on the embedded defaults and print what it saw
+	@bootstrap=$$($(KAFKA) start) || exit 1; \
+	LABELWATCH_KAFKA_BOOTSTRAP=$$bootstrap $(BIN)/labelwatch demo --seconds $(DEMO_SECONDS); \
+	status=$$?; \
+	if [ -z "$(KEEP_BROKER)" ]; then $(KAFKA) stop; fi; \
+	exit $$status
+
+# Tests start their own broker in a temporary directory (tests/conftest.py) and stop it.
+test: install kafka-fetch ## run the whole test suite (unit, chDB, real broker end to end)
+	$(BIN)/python -m pytest
+
+check: lint types ## lint and type checks
+
+lint: install
+	$(BIN)/ruff check labelwatch tests scripts
+	$(BIN)/ruff format --check labelwatch tests scripts
+
+types: install
+	$(BIN)/mypy
+
+schema: install ## write the JSON Schema of the input events to docs/
+	$(BIN)/labelwatch schema export -o docs/schemas.json
+
+clean: ## remove local state (not the cached Kafka jars)
+	rm -rf .labelwatch .pytest_cache .mypy_cache .ruff_cache

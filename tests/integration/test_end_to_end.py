@@ -1,0 +1,151 @@
+"""End to end: real Kafka broker, real ``labelwatch worker`` process, real chDB store.
+
+Simulated events plus every kind of malformed message go in; the test checks that every
+valid event is in ClickHouse exactly once (also after duplicates were re-sent), that every
+malformed one is in the dead-letter topic with its original bytes, source offset and reason,
+that /metrics counted them, and that the worker exits 0 on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from labelwatch.settings import Settings
+from labelwatch.simulator import (
+    MALFORMED_KINDS,
+    LabelingSimulator,
+    SimulationConfig,
+    encode_event,
+    malformed_messages,
+)
+from labelwatch.sinks.clickhouse import connect, database_name
+from labelwatch.streams.dead_letter import read_dead_letters
+from labelwatch.streams.produce import produce
+from labelwatch.streams.topics import end_offsets, ensure_topics, wait_for_lag_zero
+from labelwatch.streams.worker_process import WorkerProcess
+
+pytestmark = pytest.mark.broker
+
+N_EVENTS = 600
+N_RESENT = 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def e2e_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for a worker of its own: fresh topics, group, store and port."""
+    tag = secrets.token_hex(4)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWATCH_")}
+    env.update(
+        {
+            "LABELWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "LABELWATCH_APP_ID": f"e2e-{tag}",
+            "LABELWATCH_TOPIC_LABELS": f"e2e-{tag}.labels",
+            "LABELWATCH_TOPIC_DEAD_LETTER": f"e2e-{tag}.dead-letter",
+            "LABELWATCH_TOPIC_ALERTS": f"e2e-{tag}.alerts",
+            "LABELWATCH_TOPIC_PARTITIONS": "3",
+            "LABELWATCH_DATA_DIR": str(tmp_path / "data"),
+            "LABELWATCH_WEB_PORT": str(free_port()),
+            "LABELWATCH_SINK_BATCH_SIZE": "200",
+            "LABELWATCH_SINK_FLUSH_SECONDS": "0.5",
+            "LABELWATCH_MAX_MESSAGE_BYTES": "65536",
+        }
+    )
+    return env
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for key, value in env.items():
+        if key.startswith("LABELWATCH_"):
+            monkeypatch.setenv(key, value)
+    return Settings()
+
+
+def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
+    e2e_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_from(e2e_env, monkeypatch)
+    ensure_topics(settings)
+    sim = LabelingSimulator(SimulationConfig(seed=11, run_id="e2e"))
+    labels = sim.labels(datetime(2026, 6, 1, tzinfo=UTC))
+    events = [next(labels).event for _ in range(N_EVENTS)]
+    bad = malformed_messages(3, MALFORMED_KINDS, max_message_bytes=settings.max_message_bytes)
+
+    # Malformed messages go alone to partition-less keys; remember their payloads by bytes.
+    records: list[tuple[bytes | None, bytes]] = []
+    for i, event in enumerate(events):
+        records.append((str(event["item_id"]).encode(), encode_event(event)))
+        if i % 60 == 30 and bad:
+            records.append((b"poison", bad[len(records) % len(bad)][1]))
+    records += [(b"poison", value) for _, value in bad]
+    # Producers retry: the same events arriving twice must not be stored twice.
+    records += [(str(e["item_id"]).encode(), encode_event(e)) for e in events[:N_RESENT]]
+    malformed_sent = [value for key, value in records if key == b"poison"]
+
+    worker = WorkerProcess.start(settings, tmp_path / "worker.log", env=e2e_env)
+    try:
+        produce(settings, settings.topic_labels, records)
+        assert wait_for_lag_zero(settings, timeout_s=120) == 0
+        metrics = worker.get("/metrics").decode()
+    finally:
+        exit_code = worker.stop()
+    assert exit_code == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+    topic = settings.topic_labels
+    assert f'labelwatch_events_consumed_total{{topic="{topic}"}} {float(len(records))}' in metrics
+    valid_seen = float(N_EVENTS + N_RESENT)
+    assert f'labelwatch_events_valid_total{{topic="{topic}"}} {valid_seen}' in metrics
+    dead_total = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("labelwatch_events_dead_lettered_total{")
+    )
+    assert dead_total == len(malformed_sent)
+
+    # Every valid event exactly once in ClickHouse, with the fields it was sent with.
+    client = connect(settings=settings)
+    db = database_name(settings)
+    try:
+        rows = client.query(
+            f"SELECT event_id, item_id, annotator_id, label, gold_label, duration_ms "
+            f"FROM {db}.label_events FINAL ORDER BY event_id"
+        ).result_rows
+        unique = client.query(f"SELECT uniqExact(event_id) FROM {db}.label_events").first_row
+    finally:
+        client.close()
+    assert unique == (N_EVENTS,)
+    expected = sorted(
+        (e["event_id"], e["item_id"], e["annotator_id"], e["label"], e["gold_label"],
+         e["duration_ms"])
+        for e in events
+    )
+    assert rows == expected
+
+    # Every malformed message in the dead-letter topic: original bytes, source offset, reason.
+    dead = read_dead_letters(settings, {p: 0 for p in end_offsets(settings, settings.topic_dead_letter)})
+    assert Counter(d.value for d in dead) == Counter(malformed_sent)
+    assert {d.code for d in dead} == {code for code, _ in bad}
+    assert all(d.reason and d.source_topic == topic for d in dead)
+    source = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
+    try:
+        for letter in dead[:5]:
+            tp = TopicPartition(topic, letter.source_partition)
+            source.assign([tp])
+            source.seek(tp, letter.source_offset)
+            original = next(iter(source.poll(timeout_ms=5000, max_records=1).values()))[0]
+            assert original.value == letter.value
+    finally:
+        source.close()
