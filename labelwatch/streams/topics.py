@@ -6,7 +6,7 @@ import logging
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from labelwatch.settings import Settings
 
@@ -84,13 +84,22 @@ def group_lag(settings: Settings, topics: list[str] | None = None) -> int:
 
 
 def wait_for_lag_zero(settings: Settings, timeout_s: float, poll_s: float = 0.5) -> int:
-    """Poll :func:`group_lag` until it is 0 or ``timeout_s`` passed; returns the last lag."""
+    """Poll :func:`group_lag` until it is 0 or ``timeout_s`` passed; returns the last lag.
+
+    -1 means the lag could not be read before the deadline (e.g. no group coordinator).
+    """
     deadline = time.monotonic() + timeout_s
-    lag = group_lag(settings)
-    while lag and time.monotonic() < deadline:
+    while True:
+        try:
+            lag = group_lag(settings)
+        except KafkaError as exc:
+            # E.g. no group coordinator yet on a fresh broker: the answer is "not done yet".
+            if not exc.retriable:
+                raise
+            lag = -1
+        if lag == 0 or time.monotonic() >= deadline:
+            return lag
         time.sleep(poll_s)
-        lag = group_lag(settings)
-    return lag
 
 
 def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:

@@ -128,14 +128,22 @@ def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
         client.close()
     assert unique == (N_EVENTS,)
     expected = sorted(
-        (e["event_id"], e["item_id"], e["annotator_id"], e["label"], e["gold_label"],
-         e["duration_ms"])
+        (
+            e["event_id"],
+            e["item_id"],
+            e["annotator_id"],
+            e["label"],
+            e["gold_label"],
+            e["duration_ms"],
+        )
         for e in events
     )
     assert rows == expected
 
     # Every malformed message in the dead-letter topic: original bytes, source offset, reason.
-    dead = read_dead_letters(settings, {p: 0 for p in end_offsets(settings, settings.topic_dead_letter)})
+    dead = read_dead_letters(
+        settings, {p: 0 for p in end_offsets(settings, settings.topic_dead_letter)}
+    )
     assert Counter(d.value for d in dead) == Counter(malformed_sent)
     assert {d.code for d in dead} == {code for code, _ in bad}
     assert all(d.reason and d.source_topic == topic for d in dead)

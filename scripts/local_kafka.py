@@ -1,0 +1,672 @@
+#!/usr/bin/env python3
+"""Run a real single-node Apache Kafka broker on loopback for tests and the demo.
+
+There is no Docker on our machines and the network reaches only package
+registries, so the usual ``docker run apache/kafka`` is not an option.  What we
+do have is Java 17, Maven and Maven Central, which hosts the official Kafka
+server jars (``org.apache.kafka:kafka_2.13``).  This script:
+
+* ``fetch``  - writes a tiny pom.xml into a cache dir and lets Maven copy the
+  broker's runtime jars (plus a log4j2 SLF4J binding, without which the broker
+  logs nothing at all) into ``<cache>/libs``.  Done once, then skipped.
+* ``start``  - writes a KRaft combined-mode (broker + controller, node 1, static
+  quorum) ``server.properties`` bound to free 127.0.0.1 ports, formats the
+  storage, launches ``kafka.Kafka`` detached and waits until it really serves
+  requests.  Prints only the bootstrap address (``127.0.0.1:PORT``) on stdout.
+  Idempotent: a live, ready broker from an earlier start is reused.
+* ``stop``   - SIGTERM (then SIGKILL after 30 s) and forget the broker.
+* ``status`` - print the bootstrap address and exit 0 if the broker is ready.
+
+It is stdlib-only so it runs with plain ``python3`` before any venv exists, and
+it is importable: ``fetch()``, ``start()``, ``stop()`` and ``status()`` are what
+a pytest session fixture calls.
+
+Environment overrides:
+  LABELWATCH_KAFKA_VERSION  Kafka version (default KAFKA_VERSION below)
+  LABELWATCH_KAFKA_CACHE    base cache dir; jars go to <base>/<version>/
+                            (default <repo>/.cache/kafka)
+  LABELWATCH_KAFKA_RUN_DIR  broker run dir (default <repo>/.cache/kafka/run)
+
+Version notes: Kafka 4.1.1 works with both our clients (kafka-python 3.0.12 and
+aiokafka 0.14): produce, consume, consumer-group commits and admin topic
+creation were checked against it.  Kafka 4.1.1 is built against slf4j-api
+1.7.36 and log4j 2.24.3, so the matching binding is log4j-slf4j-impl (the
+SLF4J 1.x one, as in the official Kafka tarball); log4j-slf4j2-impl would be
+ignored by slf4j 1.7 and the broker would silently log nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+KAFKA_VERSION = "4.1.1"
+SCALA_BINARY = "2.13"
+# Same log4j2 release that kafka_2.13:4.1.1 itself depends on (via kafka-server);
+# as a direct dependency it wins Maven's mediation, so core and binding always match.
+LOG4J_VERSION = "2.24.3"
+# Pinned so the build does not depend on whatever default Maven's super-POM picks.
+DEPENDENCY_PLUGIN_VERSION = "3.8.1"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NODE_ID = 1
+# A bit over 2 MiB so the app can send 2 MiB payloads plus record overhead.
+MESSAGE_MAX_BYTES = 2 * 1024 * 1024 + 64 * 1024
+STARTED_MARKER = "Kafka Server started"
+STOP_GRACE_SECONDS = 30.0
+
+STATE_FILE = "broker.json"
+PROPERTIES_FILE = "server.properties"
+SERVER_LOG = "server.log"  # written by log4j2 (INFO and up)
+CONSOLE_LOG = "broker.out"  # JVM stdout/stderr: WARN+ and any crash output
+DATA_DIR = "data"  # KRaft metadata log and topic partitions
+LOCK_FILE = ".lock"
+LIBS_MARKER = ".complete"
+
+# Brokers started by this process: keeping the Popen objects lets stop() reap
+# them and avoids "subprocess is still running" ResourceWarnings under pytest.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+# What broker.json holds and start()/status() return: bootstrap, pid, run_dir.
+State = dict[str, Any]
+
+
+class KafkaError(RuntimeError):
+    """Raised when the broker cannot be fetched, started or reached."""
+
+
+def _log(msg: str) -> None:
+    # stdout is reserved for the bootstrap address, so all chatter goes here.
+    print(f"[local_kafka] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Paths and locking
+# --------------------------------------------------------------------------
+
+
+def kafka_version() -> str:
+    return os.environ.get("LABELWATCH_KAFKA_VERSION") or KAFKA_VERSION
+
+
+def cache_dir(version: str | None = None) -> Path:
+    base = os.environ.get("LABELWATCH_KAFKA_CACHE")
+    root = Path(base) if base else REPO_ROOT / ".cache" / "kafka"
+    return root / (version or kafka_version())
+
+
+def default_run_dir() -> Path:
+    env = os.environ.get("LABELWATCH_KAFKA_RUN_DIR")
+    return Path(env) if env else REPO_ROOT / ".cache" / "kafka" / "run"
+
+
+def _resolve_run_dir(run_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(run_dir).resolve() if run_dir else default_run_dir().resolve()
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    # Serialises concurrent fetch/start/stop (e.g. parallel pytest workers).
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_FILE, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _require_tool(name: str) -> str:
+    if name == "java" and os.environ.get("JAVA_HOME"):
+        candidate = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
+        if candidate.is_file():
+            return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise KafkaError(f"'{name}' not found on PATH (Java 17+ and Maven are required)")
+    return found
+
+
+# --------------------------------------------------------------------------
+# fetch
+# --------------------------------------------------------------------------
+
+
+def _pom_xml(version: str) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by scripts/local_kafka.py: only used to download the broker jars. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>labelwatch.local</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_{SCALA_BINARY}</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <!-- SLF4J 1.x binding: Kafka uses slf4j-api 1.7.x; without it nothing is logged. -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{LOG4J_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>{LOG4J_VERSION}</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>{DEPENDENCY_PLUGIN_VERSION}</version>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+"""
+
+
+# The file appender's path comes from -Dkafka.logs.dir so one config serves any run dir.
+LOG4J2_PROPERTIES = """\
+# Generated by scripts/local_kafka.py
+status = warn
+name = labelwatch-local-kafka
+
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+
+appender.console.type = Console
+appender.console.name = CONSOLE
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+rootLogger.appenderRef.console.ref = CONSOLE
+rootLogger.appenderRef.console.level = WARN
+
+# Per-request logging is far too chatty for a test broker.
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+
+def fetch(version: str | None = None) -> Path:
+    """Download the broker jars with Maven (once) and return the cache dir.
+
+    The cache dir holds pom.xml, log4j2.properties and libs/ (the classpath).
+    """
+    version = version or kafka_version()
+    cdir = cache_dir(version)
+    libs = cdir / "libs"
+    pom = _pom_xml(version)
+    # The marker records which pom produced libs/, so editing the pins refetches.
+    fingerprint = hashlib.sha256(pom.encode()).hexdigest()
+    with _locked(cdir):
+        (cdir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
+        marker = libs / LIBS_MARKER
+        if marker.is_file() and marker.read_text().strip() == fingerprint:
+            return cdir
+        mvn = _require_tool("mvn")
+        (cdir / "pom.xml").write_text(pom)
+        # Start from an empty libs/ so a half-finished earlier run leaves no junk.
+        shutil.rmtree(libs, ignore_errors=True)
+        _log(f"fetching Kafka {version} jars with Maven into {libs}")
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(cdir / "pom.xml"),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={libs}",
+            ],
+            cwd=cdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-8000:])
+            raise KafkaError(f"mvn failed (exit {proc.returncode}) fetching Kafka {version}")
+        if not list(libs.glob(f"kafka_{SCALA_BINARY}-{version}*.jar")):
+            raise KafkaError(f"mvn succeeded but no kafka_{SCALA_BINARY}-{version} jar in {libs}")
+        marker.write_text(fingerprint + "\n")
+        _log(f"fetched {len(list(libs.glob('*.jar')))} jars in {time.monotonic() - t0:.1f}s")
+    return cdir
+
+
+# --------------------------------------------------------------------------
+# Kafka wire protocol: ApiVersions v0 readiness probe
+# --------------------------------------------------------------------------
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed mid-response")
+        buf += chunk
+    return bytes(buf)
+
+
+def api_versions_ok(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True if the broker answers a hand-built ApiVersions v0 request cleanly.
+
+    Accepting TCP is not enough: the socket server opens before the broker can
+    actually serve requests.  ApiVersions is what every client sends first.
+    """
+    host, _, port = bootstrap.rpartition(":")
+    correlation_id = int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF
+    client_id = b"labelwatch-local-kafka"
+    # Request header v1: api_key=18 (ApiVersions), api_version=0, correlation id,
+    # nullable string client_id (int16 length + bytes); v0 has an empty body.
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+            if not 10 <= size <= 1 << 20:
+                return False
+            payload = _recv_exact(sock, size)
+    except (OSError, ConnectionError, struct.error):
+        return False
+    # Response header v0 (correlation id), then error_code and the api array.
+    resp_corr, error_code, n_apis = struct.unpack_from(">ihi", payload, 0)
+    return bool(resp_corr == correlation_id and error_code == 0 and n_apis > 0)
+
+
+# --------------------------------------------------------------------------
+# Process helpers
+# --------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    # Reap first if it is our own child: a zombie would still pass kill(pid, 0).
+    if pid in _CHILDREN:
+        if _CHILDREN[pid].poll() is None:
+            return True
+        del _CHILDREN[pid]
+        return False
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _is_our_broker(pid: int, run_dir: Path) -> bool:
+    # Guards against pid reuse: only signal a kafka.Kafka started for this run dir.
+    if not _pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    args = [a.decode(errors="replace") for a in cmdline]
+    return "kafka.Kafka" in args and str(run_dir / PROPERTIES_FILE) in args
+
+
+def _terminate(pid: int, grace: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.2)
+    _log(f"broker pid {pid} ignored SIGTERM for {grace:.0f}s; sending SIGKILL")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # it leads its own session/group
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 256 * 1024))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _dump_logs(run_dir: Path) -> None:
+    for name in (SERVER_LOG, CONSOLE_LOG):
+        tail = _tail(run_dir / name)
+        if tail.strip():
+            sys.stderr.write(f"----- last 40 lines of {run_dir / name} -----\n{tail}\n")
+    sys.stderr.flush()
+
+
+def _log_has_started(run_dir: Path) -> bool:
+    try:
+        with open(run_dir / SERVER_LOG, "rb") as fh:
+            return STARTED_MARKER.encode() in fh.read()
+    except OSError:
+        return False
+
+
+def _free_port() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
+def _pick_ports(port: int) -> tuple[int, int]:
+    """Return (broker port, controller port); 0 means any free loopback port."""
+    # Hold both probe sockets at once so the two ports cannot coincide.
+    with contextlib.ExitStack() as stack:
+        if port:
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise KafkaError(f"port {port} on 127.0.0.1 is not free: {exc}") from exc
+            broker_port = port
+        else:
+            broker_port = stack.enter_context(_free_port()).getsockname()[1]
+        controller_port = stack.enter_context(_free_port()).getsockname()[1]
+    return broker_port, controller_port
+
+
+def _new_cluster_id() -> str:
+    # Kafka's own format: URL-safe base64 of 16 random bytes, no padding (22 chars).
+    # Ids starting with '-' are skipped (as Kafka does): CLIs would read them as flags.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def _server_properties(run_dir: Path, port: int, cport: int) -> str:
+    props = {
+        # KRaft combined mode: one JVM is both the only controller and the only broker.
+        "process.roles": "broker,controller",
+        "node.id": NODE_ID,
+        # Static quorum (no dynamic voter bootstrap), so format needs no --standalone.
+        "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{cport}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(run_dir / DATA_DIR),
+        # Single node: every internal topic must live with one replica.
+        "num.partitions": 1,
+        "default.replication.factor": 1,
+        "offsets.topic.replication.factor": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "share.coordinator.state.topic.replication.factor": 1,
+        "share.coordinator.state.topic.min.isr": 1,
+        # Few internal partitions: faster first group join / transaction on a test box.
+        "offsets.topic.num.partitions": 1,
+        "transaction.state.log.num.partitions": 1,
+        "share.coordinator.state.topic.num.partitions": 1,
+        # Tests want consumers to get assignments at once, not after 3 s.
+        "group.initial.rebalance.delay.ms": 0,
+        # Topics are created explicitly; typos must fail rather than create topics.
+        "auto.create.topics.enable": "false",
+        "message.max.bytes": MESSAGE_MAX_BYTES,
+        "replica.fetch.max.bytes": MESSAGE_MAX_BYTES,
+        # The default 128 MiB cleaner buffer is a quarter of our small heap.
+        "log.cleaner.dedupe.buffer.size": 16 * 1024 * 1024,
+    }
+    lines = ["# Generated by scripts/local_kafka.py - recreated on every fresh start"]
+    lines += [f"{key}={value}" for key, value in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _java_cmd(cdir: Path, run_dir: Path, *jvm_opts: str) -> list[str]:
+    return [
+        _require_tool("java"),
+        *jvm_opts,
+        f"-Dlog4j2.configurationFile={cdir / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={run_dir}",
+        "-Djava.awt.headless=true",
+        "-cp",
+        # The JVM expands the trailing '*' itself; no shell involved.
+        str(cdir / "libs" / "*"),
+    ]
+
+
+# --------------------------------------------------------------------------
+# start / stop / status
+# --------------------------------------------------------------------------
+
+
+def _read_state(run_dir: Path) -> State | None:
+    try:
+        state = json.loads((run_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and "pid" in state and "bootstrap" in state else None
+
+
+def _ready(state: State, run_dir: Path) -> bool:
+    return (
+        _is_our_broker(int(state["pid"]), run_dir)
+        and _log_has_started(run_dir)
+        and api_versions_ok(state["bootstrap"])
+    )
+
+
+def status(run_dir: str | os.PathLike[str] | None = None) -> State | None:
+    """Return the state dict if a ready broker runs in run_dir, else None."""
+    rdir = _resolve_run_dir(run_dir)
+    state = _read_state(rdir)
+    return state if state is not None and _ready(state, rdir) else None
+
+
+def _stop_unlocked(rdir: Path) -> None:
+    state = _read_state(rdir)
+    if state is not None:
+        pid = int(state["pid"])
+        if _is_our_broker(pid, rdir):
+            _log(f"stopping broker pid {pid}")
+            _terminate(pid, STOP_GRACE_SECONDS)
+    with contextlib.suppress(FileNotFoundError):
+        (rdir / STATE_FILE).unlink()
+
+
+def stop(run_dir: str | os.PathLike[str] | None = None) -> None:
+    """Stop the broker of run_dir (if any) and forget it. Never fails if none runs."""
+    rdir = _resolve_run_dir(run_dir)
+    if not rdir.is_dir():
+        return
+    with _locked(rdir):
+        _stop_unlocked(rdir)
+
+
+def _wipe(rdir: Path) -> None:
+    # Only our own files: a mistyped --dir must never cost anyone their data.
+    for name in (STATE_FILE, PROPERTIES_FILE, SERVER_LOG, CONSOLE_LOG, DATA_DIR):
+        entry = rdir / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def start(
+    run_dir: str | os.PathLike[str] | None = None,
+    port: int = 0,
+    timeout: float = 90.0,
+) -> State:
+    """Start (or reuse) a ready broker and return {"bootstrap", "pid", "run_dir"}."""
+    cdir = fetch()
+    rdir = _resolve_run_dir(run_dir)
+    with _locked(rdir):
+        state = _read_state(rdir)
+        if state is not None:
+            same_port = not port or state["bootstrap"].endswith(f":{port}")
+            if same_port and _ready(state, rdir):
+                _log(f"reusing running broker pid {state['pid']} at {state['bootstrap']}")
+                return state
+            _stop_unlocked(rdir)
+        _wipe(rdir)
+        return _start_fresh(cdir, rdir, port, timeout)
+
+
+def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float) -> State:
+    t0 = time.monotonic()
+    deadline = t0 + timeout  # covers storage format as well as broker startup
+    broker_port, controller_port = _pick_ports(port)
+    props = rdir / PROPERTIES_FILE
+    props.write_text(_server_properties(rdir, broker_port, controller_port))
+
+    cluster_id = _new_cluster_id()
+    fmt = subprocess.run(
+        [
+            *_java_cmd(cdir, rdir, "-Xmx256m"),
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(props),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if fmt.returncode != 0:
+        sys.stderr.write(fmt.stdout[-8000:])
+        raise KafkaError(f"kafka-storage format failed (exit {fmt.returncode})")
+
+    with open(rdir / CONSOLE_LOG, "wb") as out:
+        # New session: the broker outlives this script and ignores our terminal's ^C.
+        proc = subprocess.Popen(
+            [
+                *_java_cmd(cdir, rdir, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC"),
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    _CHILDREN[proc.pid] = proc
+    state: State = {
+        "bootstrap": f"127.0.0.1:{broker_port}",
+        "pid": proc.pid,
+        "run_dir": str(rdir),
+    }
+    (rdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
+    _log(f"broker pid {proc.pid} starting on {state['bootstrap']} (controller :{controller_port})")
+
+    while True:
+        if proc.poll() is not None:
+            reason = f"broker exited with code {proc.returncode} during startup"
+            break
+        if _log_has_started(rdir) and api_versions_ok(state["bootstrap"]):
+            _log(f"broker ready in {time.monotonic() - t0:.1f}s")
+            return state
+        if time.monotonic() >= deadline:
+            reason = f"broker not ready after {timeout:.0f}s"
+            break
+        time.sleep(0.2)
+
+    _dump_logs(rdir)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    _CHILDREN.pop(proc.pid, None)
+    with contextlib.suppress(FileNotFoundError):
+        (rdir / STATE_FILE).unlink()
+    raise KafkaError(reason)
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="download the broker jars with Maven (once)")
+    p_start = sub.add_parser("start", help="start (or reuse) the broker; prints bootstrap")
+    p_start.add_argument("--port", type=int, default=0, help="broker port (0 = free port)")
+    p_start.add_argument("--timeout", type=float, default=90.0, help="readiness timeout, s")
+    p_stop = sub.add_parser("stop", help="stop the broker (exit 0 if none runs)")
+    p_status = sub.add_parser("status", help="print bootstrap, exit 0 if ready, else 1")
+    for p in (p_start, p_stop, p_status):
+        p.add_argument("--dir", dest="run_dir", default=None, help="broker run dir")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "fetch":
+            fetch()
+        elif args.command == "start":
+            print(start(args.run_dir, port=args.port, timeout=args.timeout)["bootstrap"])
+        elif args.command == "stop":
+            stop(args.run_dir)
+        elif args.command == "status":
+            state = status(args.run_dir)
+            if state is None:
+                _log("no ready broker")
+                return 1
+            print(state["bootstrap"])
+    except KafkaError as exc:
+        _log(f"error: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
