@@ -44,8 +44,8 @@ test: install kafka-fetch ## run the whole test suite (unit, chDB, real broker e
 check: lint types ## lint and type checks
 
 lint: install
-	$(BIN)/ruff check labelwatch tests scripts
-	$(BIN)/ruff format --check labelwatch tests scripts
+	$(BIN)/ruff check labelwatch tests scripts bench
+	$(BIN)/ruff format --check labelwatch tests scripts bench
 
 types: install
 	$(BIN)/mypy

@@ -74,7 +74,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from labelwatch.simulator import (
         LabelingSimulator,
         SimulationConfig,
-        encode_event,
+        kafka_records,
         malformed_messages,
     )
     from labelwatch.streams.produce import produce
@@ -83,21 +83,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings()
     ensure_topics(settings)
     sim = LabelingSimulator(SimulationConfig(seed=args.seed, run_id=args.run_id))
-    stream = sim.labels(datetime.now(UTC))
     bad = malformed_messages(args.seed, args.bad, max_message_bytes=settings.max_message_bytes)
-
-    def records() -> object:
-        every = max(1, args.events // (len(bad) + 1)) if bad else 0
-        pending = list(bad)
-        for i in range(args.events):
-            label = next(stream)
-            yield str(label.event["item_id"]).encode(), encode_event(label.event)
-            if pending and (i + 1) % every == 0:
-                yield None, pending.pop()[1]
-        for _, value in pending:
-            yield None, value
-
-    sent = produce(settings, settings.topic_labels, records(), rate=args.rate)  # type: ignore[arg-type]
+    records = kafka_records(sim.labels(datetime.now(UTC)), args.events, bad)
+    sent = produce(settings, settings.topic_labels, records, rate=args.rate)
     print(f"sent {sent} messages ({args.bad} malformed) to {settings.topic_labels}")
     return 0
 

@@ -13,7 +13,6 @@ import json
 import secrets
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from labelwatch.simulator import (
     MALFORMED_KINDS,
     LabelingSimulator,
     SimulationConfig,
-    encode_event,
+    kafka_records,
     malformed_messages,
 )
 from labelwatch.sinks.clickhouse import connect, database_name
@@ -31,7 +30,7 @@ from labelwatch.streams.produce import produce
 from labelwatch.streams.topics import end_offsets, ensure_topics, wait_for_lag_zero
 from labelwatch.streams.worker_process import WorkerProcess
 
-BAD_EVERY = 250  # one malformed message per this many valid ones
+BAD_EVERY = 250  # about one malformed message per this many valid ones
 
 
 def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> dict[str, Any]:
@@ -53,7 +52,10 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
             file=sys.stderr,
         )
         produced = produce(
-            settings, settings.topic_labels, _interleave(sim, n_valid, bad), rate=rate
+            settings,
+            settings.topic_labels,
+            kafka_records(sim.labels(datetime.now(UTC)), n_valid, bad),
+            rate=rate,
         )
         lag = wait_for_lag_zero(settings, timeout_s=120)
     finally:
@@ -110,20 +112,6 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     print("  result               " + ("OK" if summary["ok"] else "MISMATCH"))
     if as_json:
         print(json.dumps(summary, sort_keys=True))
-
-
-def _interleave(
-    sim: LabelingSimulator, n_valid: int, bad: list[tuple[str, bytes]]
-) -> Iterator[tuple[bytes | None, bytes]]:
-    labels = sim.labels(datetime.now(UTC))
-    pending = list(bad)
-    for i in range(n_valid):
-        event = next(labels).event
-        yield str(event["item_id"]).encode(), encode_event(event)
-        if pending and (i + 1) % BAD_EVERY == 0:
-            yield None, pending.pop(0)[1]
-    for _, value in pending:
-        yield None, value
 
 
 def _count_rows(settings: Settings, run_id: str) -> tuple[int, dict[str, int], int]:

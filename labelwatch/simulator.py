@@ -171,6 +171,24 @@ class LabelingSimulator:
             yield SimulatedLabel(event=event, true_label=item.true_label, annotator=annotator)
 
 
+def kafka_records(
+    labels: Iterator[SimulatedLabel], n_valid: int, malformed: list[tuple[str, bytes]]
+) -> Iterator[tuple[bytes | None, bytes]]:
+    """``(key, value)`` records: ``n_valid`` events keyed by item, malformed ones spread evenly.
+
+    Malformed messages carry no key; any left over after the last event are sent at the end.
+    """
+    every = max(1, n_valid // (len(malformed) + 1))
+    pending = list(malformed)
+    for i in range(n_valid):
+        event = next(labels).event
+        yield str(event["item_id"]).encode(), encode_event(event)
+        if pending and (i + 1) % every == 0:
+            yield None, pending.pop(0)[1]
+    for _, value in pending:
+        yield None, value
+
+
 def encode_event(event: dict[str, object]) -> bytes:
     """The JSON bytes a producer would send for ``event``."""
     return json.dumps(event, separators=(",", ":")).encode()
@@ -179,9 +197,9 @@ def encode_event(event: dict[str, object]) -> bytes:
 def malformed_messages(seed: int, count: int, *, max_message_bytes: int) -> list[tuple[str, bytes]]:
     """``count`` malformed message values, each with the rejection code it must get.
 
-    Cycles through every kind of bad input the worker must dead-letter: invalid UTF-8,
-    invalid JSON, a JSON array, wrong types, a missing field, an unknown field, a naive
-    timestamp, an unknown schema version, and a message over ``max_message_bytes``.
+    Cycles through every kind of bad input the worker must dead-letter: an empty value,
+    invalid UTF-8, invalid JSON, a JSON array, wrong types, a missing field, an unknown field,
+    a naive timestamp, an unknown schema version, and a message over ``max_message_bytes``.
     """
     rng = random.Random(seed)
     good: dict[str, object] = {
@@ -203,6 +221,7 @@ def malformed_messages(seed: int, count: int, *, max_message_bytes: int) -> list
         return json.dumps(body).encode()
 
     makers: list[tuple[str, Callable[[], bytes]]] = [
+        ("empty", lambda: b""),
         ("invalid_utf8", lambda: b'{"event_id": "\xff\xfe"}'),
         ("invalid_json", lambda: b'{"event_id": "x", "ts": '),
         ("not_an_object", lambda: b"[1, 2, 3]"),
@@ -216,7 +235,7 @@ def malformed_messages(seed: int, count: int, *, max_message_bytes: int) -> list
     return [(makers[i % len(makers)][0], makers[i % len(makers)][1]()) for i in range(count)]
 
 
-MALFORMED_KINDS = 9
+MALFORMED_KINDS = 10
 """How many distinct kinds :func:`malformed_messages` cycles through."""
 
 
