@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.installed
 KAFKA  := python3 scripts/local_kafka.py
 DEMO_SECONDS ?= 30
 
-.PHONY: install demo test check lint types broker broker-stop kafka-fetch schema clean
+.PHONY: install demo test check lint types broker broker-stop kafka-fetch schema clean \
+	bench-consensus bench-decode
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +53,23 @@ types: install
 
 schema: install ## write the JSON Schema of the input events to docs/
 	$(BIN)/labelwatch schema export -o docs/schemas.json
+
+# Crowd-Kit (the batch baselines) conflicts with the worker's dependencies, so the accuracy
+# benchmark gets a virtualenv of its own with labelwatch's model-side dependencies only.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet 'crowd-kit==1.4.2' 'river>=0.26,<0.27' \
+		'numba>=0.68,<0.69' 'pydantic>=2.14,<3' 'pydantic-settings>=2.16,<3'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+bench-consensus: $(BENCH_VENV)/.installed ## online consensus vs Crowd-Kit on the shared data sets
+	$(BENCH_VENV)/bin/python bench/consensus_accuracy.py
+
+bench-decode: install ## per-event validation cost
+	$(BIN)/python bench/decode_throughput.py
 
 clean: ## remove local state (not the cached Kafka jars)
 	rm -rf .labelwatch .pytest_cache .mypy_cache .ruff_cache

@@ -7,6 +7,7 @@ Every command reads its configuration from :class:`labelwatch.settings.Settings`
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -98,6 +99,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary["ok"] else 1
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from labelwatch.replay import (
+        ReplayInputError,
+        annotator_table,
+        ordered,
+        read_labels,
+        read_truth,
+        replay,
+        summary,
+    )
+
+    try:
+        rows = read_labels(Path(args.labels))
+        truth = read_truth(Path(args.truth)) if args.truth else None
+    except (ReplayInputError, OSError) as exc:
+        print(f"labelwatch replay: {exc}", file=sys.stderr)
+        return 2
+    result = replay(ordered(rows, args.shuffle))
+    report = summary(result, truth)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+        return 0
+    order = "file order" if args.shuffle is None else f"shuffle seed {args.shuffle}"
+    print(
+        f"replayed {report['labels']} labels ({order}): {report['items']} items, "
+        f"{report['annotators']} annotators, {report['labels_per_second']:,.0f} labels/s"
+    )
+    if truth:
+        print(f"consensus accuracy     {report['accuracy']:.4f}")
+        print(f"majority-vote accuracy {report['majority_vote_accuracy']:.4f}")
+    print(f"\n{'least reliable annotators':<30}{'labels':>8}{'accuracy':>10}  90% interval")
+    for r in annotator_table(result):
+        print(
+            f"{r['annotator'][:29]:<30}{r['labels']:>8}{r['accuracy']:>10.3f}"
+            f"  [{r['low']:.3f}, {r['high']:.3f}]"
+        )
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -144,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bad", type=int, default=0, help="malformed messages to interleave")
     p.add_argument("--run-id", default="sim", help="prefix of the generated event ids")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("replay", help="run the online models over a labels CSV, no Kafka")
+    p.add_argument("labels", help="CSV with item,annotator,label[,gold,duration_ms,ts,project]")
+    p.add_argument("--truth", help="CSV with item,label ground truth, for accuracy")
+    p.add_argument("--shuffle", type=int, default=None, metavar="SEED", help="seeded shuffle")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_replay)
 
     db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db", required=True)
     p = db.add_parser("migrate", help="create or update tables (idempotent, versioned)")

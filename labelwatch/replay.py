@@ -1,0 +1,249 @@
+"""``labelwatch replay``: run the online models over a CSV of labels, without Kafka.
+
+The same models as the live worker, fed in file order or a seeded shuffle. Input columns:
+``item,annotator,label`` and optionally ``gold``, ``duration_ms``, ``ts`` (ISO-8601 with an
+offset, or epoch seconds) and ``project`` (one model per project). A truth file
+(``item,label``) gives the accuracy of the final consensus and of majority vote.
+
+Majority vote (reported beside the consensus) breaks ties in favour of the label that was
+given first for the item.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from labelwatch.models.consensus import StreamingConsensus, warm_up
+
+REQUIRED_COLUMNS = ("item", "annotator", "label")
+OPTIONAL_COLUMNS = ("gold", "duration_ms", "ts", "project")
+DEFAULT_PROJECT = "default"
+_CHUNK = 4096  # labels per kernel call; results do not depend on it
+
+
+class ReplayInputError(ValueError):
+    """A replay input file that cannot be read, naming the file, line and column."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelRow:
+    """One input row, validated."""
+
+    line: int
+    item: str
+    annotator: str
+    label: str
+    gold: str | None = None
+    duration_ms: int | None = None
+    ts: float | None = None
+    project: str = DEFAULT_PROJECT
+
+    def model_input(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "annotator": self.annotator,
+            "label": self.label,
+            "gold": self.gold,
+            "ts": self.ts,
+        }
+
+
+@dataclass
+class ReplayResult:
+    """What a replay learned, and how fast."""
+
+    labels: int
+    models: dict[str, StreamingConsensus]
+    model_seconds: float
+    majority: dict[tuple[str, str], str] = field(default_factory=dict)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def labels_per_second(self) -> float:
+        return self.labels / self.model_seconds if self.model_seconds > 0 else float("inf")
+
+    def consensus(self) -> dict[tuple[str, str], str]:
+        """Final consensus label per (project, item)."""
+        out: dict[tuple[str, str], str] = {}
+        for project, model in self.models.items():
+            for item in model.items:
+                label = model.predict_one({"item": item})
+                if label is not None:
+                    out[(project, item)] = label
+        return out
+
+
+def read_labels(path: Path) -> list[LabelRow]:
+    """Read and validate a labels CSV; raises :class:`ReplayInputError` naming the line."""
+    rows: list[LabelRow] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise ReplayInputError(
+                f"{path}: line 1: missing column(s) {', '.join(missing)}; "
+                f"required: {', '.join(REQUIRED_COLUMNS)}"
+            )
+        unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+        if unknown:
+            raise ReplayInputError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+        try:
+            for raw in reader:
+                rows.append(_row(path, reader.line_num, raw))
+        except UnicodeDecodeError as exc:
+            raise ReplayInputError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    return rows
+
+
+def _row(path: Path, line: int, raw: dict[str | Any, str | Any]) -> LabelRow:
+    def fail(column: str, why: str) -> ReplayInputError:
+        return ReplayInputError(f"{path}: line {line}: column {column!r}: {why}")
+
+    if None in raw:
+        raise ReplayInputError(f"{path}: line {line}: more fields than columns")
+    values = {k: (v.strip() if isinstance(v, str) else v) for k, v in raw.items()}
+    for column in REQUIRED_COLUMNS:
+        if not values.get(column):
+            raise fail(column, "empty or missing")
+    duration = values.get("duration_ms") or None
+    duration_ms = None
+    if duration is not None:
+        try:
+            duration_ms = int(duration)
+        except ValueError:
+            raise fail("duration_ms", f"not an integer: {duration!r}") from None
+        if duration_ms < 0:
+            raise fail("duration_ms", f"negative: {duration_ms}")
+    ts_text = values.get("ts") or None
+    ts = None
+    if ts_text is not None:
+        ts = _timestamp(ts_text)
+        if ts is None:
+            raise fail("ts", f"not ISO-8601 with an offset nor epoch seconds: {ts_text!r}")
+    return LabelRow(
+        line=line,
+        item=values["item"],
+        annotator=values["annotator"],
+        label=values["label"],
+        gold=values.get("gold") or None,
+        duration_ms=duration_ms,
+        ts=ts,
+        project=values.get("project") or DEFAULT_PROJECT,
+    )
+
+
+def _timestamp(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.timestamp() if parsed.tzinfo is not None else None
+
+
+def read_truth(path: Path) -> dict[str, str]:
+    """Read ``item,label`` ground truth; raises :class:`ReplayInputError` naming the line."""
+    truth: dict[str, str] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        if not {"item", "label"} <= set(reader.fieldnames or []):
+            raise ReplayInputError(f"{path}: line 1: truth needs columns item,label")
+        for raw in reader:
+            item, label = (raw.get("item") or "").strip(), (raw.get("label") or "").strip()
+            if not item or not label:
+                raise ReplayInputError(f"{path}: line {reader.line_num}: empty item or label")
+            truth[item] = label
+    return truth
+
+
+def ordered(rows: Sequence[LabelRow], shuffle_seed: int | None) -> list[LabelRow]:
+    """File order, or a seeded shuffle of it."""
+    out = list(rows)
+    if shuffle_seed is not None:
+        random.Random(shuffle_seed).shuffle(out)  # noqa: S311 - reproducible order, not secrecy
+    return out
+
+
+def replay(
+    rows: Iterable[LabelRow], make_model: type[StreamingConsensus] = StreamingConsensus
+) -> ReplayResult:
+    """Feed ``rows`` in order to one model per project."""
+    rows = list(rows)
+    warm_up()  # JIT compilation is start-up cost, not per-label cost
+    models: dict[str, StreamingConsensus] = {}
+    votes: dict[tuple[str, str], Counter[str]] = {}
+    started = time.perf_counter()
+    for start in range(0, len(rows), _CHUNK):
+        by_project: dict[str, list[dict[str, Any]]] = {}
+        for row in rows[start : start + _CHUNK]:
+            by_project.setdefault(row.project, []).append(row.model_input())
+        for project, chunk in by_project.items():
+            model = models.get(project)
+            if model is None:
+                model = models[project] = make_model()
+            model.learn_many(chunk)
+    model_seconds = time.perf_counter() - started
+    for row in rows:
+        votes.setdefault((row.project, row.item), Counter())[row.label] += 1
+    majority = {key: counter.most_common(1)[0][0] for key, counter in votes.items()}
+    return ReplayResult(
+        labels=len(rows), models=models, model_seconds=model_seconds, majority=majority
+    )
+
+
+def accuracy(predicted: dict[tuple[str, str], str], truth: dict[str, str]) -> float | None:
+    """Share of items with truth whose prediction is right (items matched by id)."""
+    by_item: dict[str, str] = {item: label for (_, item), label in predicted.items()}
+    keys = [item for item in truth if item in by_item]
+    if not keys:
+        return None
+    return sum(by_item[item] == truth[item] for item in keys) / len(keys)
+
+
+def summary(result: ReplayResult, truth: dict[str, str] | None) -> dict[str, Any]:
+    """The replay's JSON summary."""
+    annotators = {a for m in result.models.values() for a in m.reliability.annotators}
+    items = sum(len(m) for m in result.models.values())
+    return {
+        "labels": result.labels,
+        "items": items,
+        "annotators": len(annotators),
+        "projects": sorted(result.models),
+        "accuracy": accuracy(result.consensus(), truth) if truth else None,
+        "majority_vote_accuracy": accuracy(result.majority, truth) if truth else None,
+        "labels_per_second": result.labels_per_second,
+        "alerts": result.alerts,
+    }
+
+
+def annotator_table(result: ReplayResult, limit: int = 10) -> list[dict[str, Any]]:
+    """Annotators with their reliability, least accurate first."""
+    reports: list[dict[str, Any]] = []
+    for project, model in result.models.items():
+        for annotator in model.reliability.annotators:
+            r = model.reliability.report(annotator)
+            reports.append(
+                {
+                    "project": project,
+                    "annotator": annotator,
+                    "labels": r.n_labels,
+                    "accuracy": r.accuracy,
+                    "low": r.accuracy_low,
+                    "high": r.accuracy_high,
+                    "gold_accuracy": r.gold_accuracy,
+                }
+            )
+    reports.sort(key=lambda r: r["accuracy"])
+    return reports[:limit]
