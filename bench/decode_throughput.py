@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
-from labelwatch.schemas import decode_label_event
+from labelwatch.schemas import SourcePosition, decode_label_event
 from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event
-from labelwatch.sinks.clickhouse import SourcePosition, label_event_row
+from labelwatch.sinks.clickhouse import label_event_row
 
 
 def measure(payloads: list[bytes], repeat: int) -> dict[str, float]:

@@ -85,6 +85,28 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Upper bound of the back-off between failed ClickHouse writes."
     )
 
+    # --- Models ---------------------------------------------------------------------------
+    item_ttl_seconds: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="Event-time inactivity after which an item is closed and its votes dropped.",
+    )
+    max_items_per_shard: int = Field(
+        1_000_000,
+        ge=1,
+        description="Open items per partition and project; least recently labeled close beyond.",
+    )
+    reliability_snapshot_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Event-time interval of the annotator_reliability snapshots.",
+    )
+    checkpoint_every_labels: int = Field(
+        20_000,
+        ge=1,
+        description="Labels per partition between model checkpoints (bounds recovery replay).",
+    )
+
     # --- Worker ---------------------------------------------------------------------------
     web_host: str = Field(
         "127.0.0.1", description="Address of the worker's HTTP endpoint (/metrics, health)."

@@ -119,7 +119,7 @@ def rescore(i, new_vote, work, items, annotators, mass, n_classes, params):  # t
 
 @njit(cache=True, nogil=True)
 def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_state,  # type: ignore[no-untyped-def]
-                expired, params, refresh, max_votes):
+                expired, params, refresh, max_votes, at_label):
     """Learn labels ``start, start + 1, ...`` of ``batch`` in order.
 
     ``batch = (item_slots, annotator_slots, labels, golds, times, classes_known)``, where
@@ -127,6 +127,9 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     ``sweep`` is a ring buffer of item slots (``sweep_state = [head, size]``) walked
     round-robin, ``refresh`` slots per label, to re-score other items; an item whose last
     label is older than the TTL (event time) leaves the ring and is reported in ``expired``.
+
+    ``at_label[t]`` receives label ``t``'s item posterior right after learning it: the
+    consensus "at the time of the label", whatever the batching.
 
     Returns ``(next, n_expired)``: the kernel stops after the first label whose sweep expired
     items, so the caller can close them and resume at ``next``. With that and
@@ -143,28 +146,57 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     for t in range(start, item_slots.shape[0]):
         i, a, label, g, now = item_slots[t], ann_slots[t], labels[t], golds[t], times[t]
         n_classes = classes_known[t]
-        stats[a, 0] += 1
+        n = n_votes[i]
+        previous = -1  # this annotator's stored vote on the item, if any
+        for j in range(n):
+            if votes_ann[i, j] == a:
+                previous = j
+                break
+        if previous >= 0 and votes_lab[i, previous] == label:
+            for k in range(n_classes):
+                at_label[t, k] = items[4][i, k]
+            continue  # the same answer again (e.g. a re-sent event): nothing new to learn
         if g >= 0:
-            stats[a, 1] += 1
-            stats[a, 2] += g == label
             gold[i] = g
         if not math.isnan(now):
             last_seen[i] = now
         last_label[i] = first_seq + t
-        n = n_votes[i]
-        if n == 0:  # first vote: the item joins the round-robin
-            sweep[(sweep_state[0] + sweep_state[1]) % capacity] = i
-            sweep_state[1] += 1
-        if n < max_votes:
-            votes_ann[i, n] = a
-            votes_lab[i, n] = label
-            n_votes[i] = n + 1
-            rescore(i, True, work, items, annotators, mass, n_classes, params)
+        if previous >= 0:
+            # A correction: the annotator's latest answer replaces the earlier one, moving
+            # its credit from the old label's column to the new one before re-scoring.
+            old = votes_lab[i, previous]
+            if g >= 0:
+                stats[a, 2] += (g == label) - (g == old)
+            q = work[0]
+            for k in range(n_classes):
+                q[k] = -items[4][i, k]
+            credit(annotators, a, old, q, n_classes)
+            credit(annotators, a, label, items[4][i], n_classes)
+            votes_lab[i, previous] = label
+            rescore(i, False, work, items, annotators, mass, n_classes, params)
         else:
-            # A full item is settled: the extra vote trains its annotator once, unstored.
-            q, lik = work[0], work[1]
-            posterior(q, lik, i, items, annotators, mass, n_classes, params, a, label)
-            credit(annotators, a, label, q, n_classes)
+            stats[a, 0] += 1
+            if g >= 0:
+                stats[a, 1] += 1
+                stats[a, 2] += g == label
+            if n == 0:  # first vote: the item joins the round-robin
+                sweep[(sweep_state[0] + sweep_state[1]) % capacity] = i
+                sweep_state[1] += 1
+            if n < max_votes:
+                votes_ann[i, n] = a
+                votes_lab[i, n] = label
+                n_votes[i] = n + 1
+                rescore(i, True, work, items, annotators, mass, n_classes, params)
+            else:
+                # A full item is settled: the extra vote trains its annotator once, unstored.
+                q, lik = work[0], work[1]
+                posterior(q, lik, i, items, annotators, mass, n_classes, params, a, label)
+                credit(annotators, a, label, q, n_classes)
+                for k in range(n_classes):
+                    at_label[t, k] = q[k]
+        if n < max_votes or previous >= 0:
+            for k in range(n_classes):
+                at_label[t, k] = items[4][i, k]
         for _ in range(refresh):
             size = sweep_state[1]
             if size == 0:

@@ -23,6 +23,10 @@ reaches it), or when more than ``max_items`` are tracked after a batch (the leas
 labeled go). Closed items are queued, with their final consensus, for
 :meth:`StreamingConsensus.pop_closed`. A closed item that gets a label again starts afresh.
 
+One vote per annotator and item: the same answer again (e.g. an event the producer re-sent)
+changes nothing, and a different answer (a correction) replaces the earlier one; neither is a
+second vote. (Beyond ``max_votes_per_item`` votes are not stored, so this cannot be checked.)
+
 When it works and when it fails: as Dawid-Skene, it needs several labels per item and
 annotators who label several items; with one label per item it can only trust the population
 prior. Labels are scored with the matrices of their moment, so the first few hundred labels
@@ -225,6 +229,23 @@ class StreamingConsensus(base.Base):
 
     def learn_many(self, xs: Iterable[Mapping[str, Any]]) -> None:
         """Learn from labels in order; the same as ``learn_one`` on each, in one kernel call."""
+        self._learn_many(xs)
+
+    def learn_and_read(self, xs: Iterable[Mapping[str, Any]]) -> list[tuple[str | None, float]]:
+        """:meth:`learn_many`, returning each label's item consensus (label, confidence) right
+        after that label was learned: the same whatever the batching."""
+        at_label = self._learn_many(xs)
+        if not len(at_label):
+            return []
+        classes = self.reliability.classes_
+        best = at_label.argmax(axis=1)
+        confidence = at_label[np.arange(len(best)), best]
+        return [
+            (classes[b] if c > 0 else None, float(c))
+            for b, c in zip(best.tolist(), confidence.tolist(), strict=True)
+        ]
+
+    def _learn_many(self, xs: Iterable[Mapping[str, Any]]) -> NDArray[np.float64]:
         rel = self.reliability
         item_slots, ann_slots, labels, golds, times, known = [], [], [], [], [], []
         xs_list = list(xs)
@@ -238,7 +259,7 @@ class StreamingConsensus(base.Base):
             times.append(np.nan if ts is None else float(ts))
             known.append(rel.n_classes)
         if not item_slots:
-            return
+            return np.zeros((0, 0))
         self._sync_classes()
         item_ids = [x["item"] for x in xs_list]
         slots = np.asarray(item_slots, dtype=np.int64)
@@ -250,6 +271,7 @@ class StreamingConsensus(base.Base):
             np.asarray(known, dtype=np.int64),
         )
         expired = np.empty(max(1, self.refresh_per_label), dtype=np.int64)
+        at_label = np.zeros((len(slots), self.class_mass_.shape[0]))
         params = self._params()
         first_seq = self.n_labels_
         items, annotators = self._item_arrays(), rel.arrays()
@@ -268,6 +290,7 @@ class StreamingConsensus(base.Base):
                 params,
                 self.refresh_per_label,
                 self.max_votes_per_item,
+                at_label,
             )
             closed = {int(slot) for slot in expired[:n_expired]}
             for slot in closed:
@@ -280,6 +303,7 @@ class StreamingConsensus(base.Base):
                 items = self._item_arrays()  # new slots may have grown the arrays
         self.n_labels_ += len(slots)
         self._enforce_cap()
+        return at_label
 
     def _enforce_cap(self) -> None:
         """Close the least recently labeled items beyond ``max_items`` (plus 1% slack, so
@@ -339,6 +363,12 @@ class StreamingConsensus(base.Base):
         proba = self.predict_proba_one(x)
         return max(proba, key=proba.__getitem__) if proba else None
 
+    def votes_and_gold(self, item_id: str) -> tuple[int, str | None]:
+        """Stored vote count and gold label of a tracked item, without re-scoring it."""
+        slot = self._slots[item_id]
+        gold = int(self.gold_[slot])
+        return int(self.n_votes_[slot]), self.reliability.classes_[gold] if gold >= 0 else None
+
     def consensus(self, item_id: str) -> ItemConsensus:
         """Label, confidence and vote count of a tracked item (``KeyError`` if not tracked)."""
         return self._read(self._slots[item_id])
@@ -370,6 +400,9 @@ class StreamingConsensus(base.Base):
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._slots
 
     # --- state ------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

@@ -232,6 +232,14 @@ class AnnotatorReliability(base.Base):
             gold_accuracy=gold_correct / gold_seen if gold_seen else None,
         )
 
+    def soft_counts(self, annotator_id: str) -> tuple[float, float]:
+        """(correct, total): the diagonal and the whole of the annotator's soft counts.
+
+        They add up across shards: the sum over shards is the pooled evidence."""
+        a = self._slots[annotator_id]
+        k = self.n_classes
+        return float(np.trace(self.counts_[a, :k, :k])), float(self.rows_[a, :k].sum())
+
     # --- state ---------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """Learned state as plain JSON-compatible data (no pickling)."""

@@ -11,6 +11,7 @@ from labelwatch.schemas.events import (
     SUPPORTED_LABEL_EVENT_VERSIONS,
     LabelEvent,
 )
+from labelwatch.schemas.positions import SourcePosition
 
 __all__ = [
     "LABEL_EVENT_SCHEMA_VERSION",
@@ -18,6 +19,7 @@ __all__ = [
     "SUPPORTED_LABEL_EVENT_VERSIONS",
     "InvalidEvent",
     "LabelEvent",
+    "SourcePosition",
     "decode_label_event",
     "json_schemas",
 ]

@@ -4,7 +4,7 @@ The target is a DSN (see :class:`labelwatch.settings.Settings`): ``chdb:///abs/p
 embedded engine in this process through clickhouse-connect's chDB backend, ``http(s)://...``
 connects to a server. Only one process can open a chDB path at a time.
 
-clickhouse-connect's client is synchronous; :class:`LabelEventWriter` is the async face the
+clickhouse-connect's client is synchronous; :class:`ClickHouseWriter` is the async face the
 worker uses, running every call on one dedicated thread so the event loop never blocks.
 """
 
@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from labelwatch.schemas import LabelEvent
+from labelwatch.models.tracker import (
+    AnnotatorSnapshot,
+    Checkpoint,
+    ItemSnapshot,
+    LabelOutcome,
+    QualityOutput,
+)
+from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.settings import Settings
+
+T = TypeVar("T")
 
 LABEL_EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -40,16 +48,53 @@ LABEL_EVENT_COLUMNS: tuple[str, ...] = (
     "source_partition",
     "source_offset",
     "ingested_at",
+    "consensus_label",
+    "consensus_confidence",
+    "agrees",
+    "gold_correct",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SourcePosition:
-    """Where a message was read: its topic, partition and offset."""
-
-    topic: str
-    partition: int
-    offset: int
+ITEM_CONSENSUS_COLUMNS: tuple[str, ...] = (
+    "project",
+    "item_id",
+    "consensus_label",
+    "confidence",
+    "n_votes",
+    "gold_label",
+    "closed",
+    "updated_at",
+    "shard",
+    "version",
+)
+ANNOTATOR_RELIABILITY_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "project",
+    "annotator_id",
+    "shard",
+    "n_labels",
+    "accuracy",
+    "accuracy_low",
+    "accuracy_high",
+    "gold_seen",
+    "gold_accuracy",
+    "correct",
+    "total",
+    "per_class_accuracy",
+)
+CHECKPOINT_COLUMNS: tuple[str, ...] = (
+    "source_topic",
+    "source_partition",
+    "last_offset",
+    "n_labels",
+    "state",
+    "created_at",
+)
+# Insert order matters: a checkpoint is only useful once the labels it covers are stored.
+TABLES: dict[str, tuple[str, ...]] = {
+    "label_events": LABEL_EVENT_COLUMNS,
+    "item_consensus": ITEM_CONSENSUS_COLUMNS,
+    "annotator_reliability": ANNOTATOR_RELIABILITY_COLUMNS,
+    "model_checkpoints": CHECKPOINT_COLUMNS,
+}
 
 
 def database_name(settings: Settings) -> str:
@@ -73,10 +118,18 @@ def connect(*, settings: Settings) -> Client:
     return clickhouse_connect.get_client(dsn=dsn, database="default")
 
 
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
 def label_event_row(
-    event: LabelEvent, source: SourcePosition, ingested_at: datetime
+    event: LabelEvent,
+    source: SourcePosition,
+    ingested_at: datetime,
+    outcome: LabelOutcome | None = None,
 ) -> tuple[Any, ...]:
     """One ``label_events`` row, in :data:`LABEL_EVENT_COLUMNS` order."""
+    o = outcome or _NO_OUTCOME
     return (
         event.event_id,
         event.ts,
@@ -91,51 +144,168 @@ def label_event_row(
         source.partition,
         source.offset,
         ingested_at,
+        o.consensus_label,
+        o.consensus_confidence,
+        _flag(o.agrees),
+        _flag(o.gold_correct),
     )
 
 
-def dedup_token(event_ids: Sequence[str]) -> str:
-    """A deterministic insert-deduplication token for a batch: a retried batch is dropped."""
-    digest = hashlib.blake2b(digest_size=16)
-    for event_id in event_ids:
-        digest.update(event_id.encode())
+_NO_OUTCOME = LabelOutcome(None, None, None, None)
+
+
+def item_consensus_row(snapshot: ItemSnapshot) -> tuple[Any, ...]:
+    c = snapshot.consensus
+    return (
+        snapshot.project,
+        c.item,
+        c.label,
+        c.confidence,
+        min(c.n_votes, 65535),
+        c.gold,
+        int(snapshot.closed),
+        snapshot.updated_at,
+        snapshot.shard,
+        snapshot.version,
+    )
+
+
+def annotator_reliability_row(s: AnnotatorSnapshot) -> tuple[Any, ...]:
+    return (
+        s.ts,
+        s.project,
+        s.annotator_id,
+        s.shard,
+        s.n_labels,
+        s.accuracy,
+        s.accuracy_low,
+        s.accuracy_high,
+        s.gold_seen,
+        s.gold_accuracy,
+        s.correct,
+        s.total,
+        s.per_class_accuracy,
+    )
+
+
+def checkpoint_row(c: Checkpoint, created_at: datetime) -> tuple[Any, ...]:
+    return (c.topic, c.partition, c.last_offset, c.n_labels, c.state, created_at)
+
+
+def sink_rows(
+    events: Sequence[tuple[LabelEvent, SourcePosition]],
+    quality: QualityOutput,
+    now: datetime,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Rows per table for one batch (outcomes, if any, align with ``events``)."""
+    outcomes: Sequence[LabelOutcome | None] = quality.outcomes or [None] * len(events)
+    return {
+        "label_events": [
+            label_event_row(e, s, now, o) for (e, s), o in zip(events, outcomes, strict=True)
+        ],
+        "item_consensus": [item_consensus_row(i) for i in quality.items],
+        "annotator_reliability": [annotator_reliability_row(a) for a in quality.annotators],
+        "model_checkpoints": [checkpoint_row(c, now) for c in quality.checkpoints],
+    }
+
+
+def dedup_token(table: str, rows: Sequence[tuple[Any, ...]]) -> str:
+    """A deterministic insert-deduplication token: the same rows retried are dropped.
+
+    Built from the rows' key columns (the first two of every table), so a batch retried
+    after a timeout whose insert did land is not stored twice."""
+    digest = hashlib.blake2b(table.encode(), digest_size=16)
+    for row in rows:
+        digest.update(repr(row[:2]).encode())
         digest.update(b"\0")
     return digest.hexdigest()
 
 
-class LabelEventWriter:
-    """Writes validated label events to ``label_events`` without blocking the event loop.
+class ClickHouseWriter:
+    """Writes a batch's rows to ClickHouse, and reads back what recovery needs, off the loop.
 
-    All calls run on a single dedicated thread: the chDB engine and the HTTP client are used
-    from one thread only, and inserts keep their order.
+    All calls run on one dedicated thread: the chDB engine and the HTTP client are used from
+    one thread only, and inserts keep their order.
     """
 
     def __init__(self, client: Client, database: str) -> None:
         self._client = client
-        self._table = f"{database}.label_events"
+        self._db = database
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
-    def insert_rows(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert rows synchronously, with a deduplication token derived from their ids."""
-        token = dedup_token([row[0] for row in rows])
-        self._client.insert(
-            self._table,
-            rows,
-            column_names=LABEL_EVENT_COLUMNS,
-            settings={"insert_deduplication_token": token},
-        )
+    def insert_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Insert every non-empty table, in :data:`TABLES` order, each with a dedup token."""
+        for table, columns in TABLES.items():
+            rows = tables.get(table)
+            if rows:
+                self._client.insert(
+                    f"{self._db}.{table}",
+                    rows,
+                    column_names=columns,
+                    settings={"insert_deduplication_token": dedup_token(table, rows)},
+                )
+
+    async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
+        """:meth:`insert_tables` on the writer thread; returns rows written per table."""
+        await self.run(self.insert_tables, tables)
+        return {table: len(rows) for table, rows in tables.items() if rows}
 
     async def write(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> int:
-        """Insert one batch on the writer thread; returns the number of rows written."""
-        if not events:
-            return 0
-        now = datetime.now(UTC)
-        rows = [label_event_row(event, source, now) for event, source in events]
+        """Insert label events alone (no model outcomes)."""
+        written = await self.write_tables(sink_rows(events, QualityOutput(), datetime.now(UTC)))
+        return written.get("label_events", 0)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking call on the writer thread."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.insert_rows, rows)
-        return len(rows)
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    def load_checkpoint(self, topic: str, partition: int) -> Checkpoint | None:
+        """The newest checkpoint of a shard, or None."""
+        result = self._client.query(
+            f"SELECT last_offset, n_labels, state FROM {self._db}.model_checkpoints "  # noqa: S608
+            "WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32} "
+            "ORDER BY last_offset DESC LIMIT 1",
+            parameters={"topic": topic, "partition": partition},
+        )
+        row = result.first_row
+        if not row:
+            return None
+        state = row[2].decode() if isinstance(row[2], bytes) else row[2]
+        return Checkpoint(topic, partition, int(row[0]), int(row[1]), state)
+
+    def stored_labels_after(
+        self, topic: str, partition: int, offset: int
+    ) -> list[tuple[LabelEvent, SourcePosition]]:
+        """Label events of a shard stored with offsets above ``offset``, in offset order."""
+        # The database name is validated by Settings; all values are bound parameters.
+        result = self._client.query(
+            "SELECT event_id, ts, project, item_id, annotator_id, label, gold_label, "  # noqa: S608
+            "duration_ms, schema_version, source_offset "
+            f"FROM {self._db}.label_events "
+            "WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32} "
+            "AND source_offset > {offset:Int64} "
+            "ORDER BY source_offset LIMIT 1 BY source_offset",
+            parameters={"topic": topic, "partition": partition, "offset": offset},
+        )
+        out = []
+        for row in result.result_rows:
+            ts = row[1] if row[1].tzinfo else row[1].replace(tzinfo=UTC)
+            event = LabelEvent.model_construct(
+                event_id=row[0],
+                ts=ts,
+                project=row[2],
+                item_id=row[3],
+                annotator_id=row[4],
+                label=row[5],
+                gold_label=row[6],
+                duration_ms=row[7],
+                schema_version=row[8],
+            )
+            out.append((event, SourcePosition(topic, partition, int(row[9]))))
+        return out
 
     def close(self) -> None:
-        """Wait for pending inserts, then release the thread and the connection."""
+        """Wait for pending work, then release the thread and the connection."""
         self._executor.shutdown(wait=True)
         self._client.close()

@@ -6,7 +6,7 @@ with annotators or items becomes a label.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -46,6 +46,22 @@ class Metrics:
             "Time to write one batch to ClickHouse.",
             ["table"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.tracked_items = Gauge(
+            "labelwatch_tracked_items",
+            "Open items held by this worker's consensus models.",
+            registry=self.registry,
+        )
+        self.tracked_annotators = Gauge(
+            "labelwatch_tracked_annotators",
+            "Distinct annotators known to this worker's models.",
+            registry=self.registry,
+        )
+        self.annotator_accuracy = Histogram(
+            "labelwatch_annotator_accuracy",
+            "Estimated accuracy of annotators, one observation per reliability snapshot.",
+            buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99),
             registry=self.registry,
         )
         self.errors = Counter(

@@ -53,6 +53,73 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "consensus_and_reliability",
+        (
+            # What the monitor concluded when the label was stored (NULL for older rows).
+            """
+            ALTER TABLE {db}.label_events
+                ADD COLUMN IF NOT EXISTS consensus_label LowCardinality(Nullable(String)),
+                ADD COLUMN IF NOT EXISTS consensus_confidence Nullable(Float32),
+                ADD COLUMN IF NOT EXISTS agrees Nullable(UInt8),
+                ADD COLUMN IF NOT EXISTS gold_correct Nullable(UInt8)
+            """,
+            # Latest consensus per item; version = source offset, so the newest row wins.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.item_consensus (
+                project LowCardinality(String),
+                item_id String,
+                consensus_label LowCardinality(Nullable(String)),
+                confidence Float32,
+                n_votes UInt16,
+                gold_label LowCardinality(Nullable(String)),
+                closed UInt8,
+                updated_at DateTime64(3, 'UTC'),
+                shard LowCardinality(String),
+                version UInt64
+            )
+            ENGINE = ReplacingMergeTree(version)
+            ORDER BY (project, item_id)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+            # Reliability over time: one snapshot per annotator, shard and event-time tick.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.annotator_reliability (
+                ts DateTime64(3, 'UTC'),
+                project LowCardinality(String),
+                annotator_id String,
+                shard LowCardinality(String),
+                n_labels UInt32,
+                accuracy Float32,
+                accuracy_low Float32,
+                accuracy_high Float32,
+                gold_seen UInt32,
+                gold_accuracy Nullable(Float32),
+                correct Float64,
+                total Float64,
+                per_class_accuracy Map(String, Float32)
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (project, annotator_id, shard, ts)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+            # Model state per input partition, with the last offset it includes.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.model_checkpoints (
+                source_topic LowCardinality(String),
+                source_partition UInt32,
+                last_offset Int64,
+                n_labels UInt64,
+                state String CODEC(ZSTD(3)),
+                created_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree(last_offset)
+            ORDER BY (source_topic, source_partition)
+            """,
+        ),
+    ),
 )
 
 

@@ -19,9 +19,11 @@ from typing import Any, cast
 
 import faust
 
+from labelwatch.models.consensus import StreamingConsensus
+from labelwatch.models.tracker import QualityTracker
 from labelwatch.schemas import InvalidEvent
 from labelwatch.settings import Settings
-from labelwatch.sinks.clickhouse import LabelEventWriter, connect, database_name
+from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.metrics import CONTENT_TYPE_LATEST, Metrics
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.pipeline import LabelPipeline
@@ -63,6 +65,21 @@ def raw_message(event: faust.EventT[Any]) -> RawMessage:
     )
 
 
+def quality_tracker(settings: Settings) -> QualityTracker:
+    """The consensus/reliability tracker configured by ``settings``."""
+
+    def model() -> StreamingConsensus:
+        return StreamingConsensus(
+            max_items=settings.max_items_per_shard, item_ttl_seconds=settings.item_ttl_seconds
+        )
+
+    return QualityTracker(
+        model_factory=model,
+        snapshot_seconds=settings.reliability_snapshot_seconds,
+        checkpoint_every_labels=settings.checkpoint_every_labels,
+    )
+
+
 def create_app(settings: Settings, *, metrics: Metrics | None = None) -> faust.App:
     """Build the labelwatch Faust app for ``settings``.
 
@@ -97,9 +114,10 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> faust.A
 
     @app.agent(labels_topic, concurrency=1, name="labels")
     async def consume_labels(stream: faust.StreamT[Any]) -> None:
-        writer = LabelEventWriter(connect(settings=settings), database_name(settings))
+        writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
         pipeline = LabelPipeline(
-            events=writer,
+            tables=writer,
+            tracker=quality_tracker(settings),
             dead_letters=FaustDeadLetters(dead_letter_topic),
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,

@@ -1,4 +1,4 @@
-"""The label pipeline's core, free of Faust: decode a batch, dead-letter rejects, store the rest.
+"""The label pipeline's core, free of Faust: decode, dead-letter rejects, learn, store the rest.
 
 The Faust agent (``labelwatch.streams.app``) hands each batch of raw messages to
 :meth:`LabelPipeline.process` and acks the batch's offsets only after it returns. ``process``
@@ -11,13 +11,16 @@ so a slow or down ClickHouse never makes the worker drop events or grow without 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
-from labelwatch.schemas import InvalidEvent, LabelEvent, decode_label_event
-from labelwatch.sinks.clickhouse import SourcePosition
+from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker
+from labelwatch.schemas import InvalidEvent, LabelEvent, SourcePosition, decode_label_event
+from labelwatch.sinks.clickhouse import sink_rows
 from labelwatch.sinks.metrics import Metrics
 from labelwatch.streams.dead_letter import RawMessage
 
@@ -32,10 +35,19 @@ class DeadLetterOutput(Protocol):
     async def send(self, rejects: Sequence[tuple[RawMessage, InvalidEvent]]) -> None: ...
 
 
-class LabelEventOutput(Protocol):
-    """Where valid label events go. ``write`` returns once the batch is durably stored."""
+class TableOutput(Protocol):
+    """Where rows go (ClickHouse). ``write_tables`` returns once all are durably stored; the
+    other calls read back what shard recovery needs."""
 
-    async def write(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> int: ...
+    async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]: ...
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def load_checkpoint(self, topic: str, partition: int) -> Checkpoint | None: ...
+
+    def stored_labels_after(
+        self, topic: str, partition: int, offset: int
+    ) -> list[tuple[LabelEvent, SourcePosition]]: ...
 
 
 class LabelPipeline:
@@ -44,14 +56,16 @@ class LabelPipeline:
     def __init__(
         self,
         *,
-        events: LabelEventOutput,
+        tables: TableOutput,
         dead_letters: DeadLetterOutput,
         metrics: Metrics,
         max_message_bytes: int,
+        tracker: QualityTracker | None = None,
         retry_max_seconds: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._events = events
+        self._tables = tables
+        self._tracker = tracker
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._max_message_bytes = max_message_bytes
@@ -76,13 +90,63 @@ class LabelPipeline:
             await self._retrying("dead_letter", lambda: self._dead_letters.send(rejects))
             for message, reject in rejects:
                 self._metrics.events_dead_lettered.labels(message.topic, reject.code).inc()
-        if valid:
-            started = time.perf_counter()
-            written = await self._retrying("clickhouse", lambda: self._events.write(valid))
-            self._metrics.sink_batch_seconds.labels("label_events").observe(
-                time.perf_counter() - started
+        if not valid:
+            return
+        quality = QualityOutput()
+        if self._tracker is not None:
+            recovered = await self._restore_shards(self._tracker, valid)
+            quality = self._tracker.apply(valid)
+            quality.items[:0] = recovered.items
+            quality.annotators[:0] = recovered.annotators
+            quality.checkpoints[:0] = recovered.checkpoints
+            self._observe_quality(self._tracker, quality)
+        tables = sink_rows(valid, quality, datetime.now(UTC))
+        started = time.perf_counter()
+        written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
+        self._metrics.sink_batch_seconds.labels("label_events").observe(
+            time.perf_counter() - started
+        )
+        for table, n in written.items():
+            self._metrics.sink_rows_written.labels(table).inc(n)
+
+    async def _restore_shards(
+        self, tracker: QualityTracker, valid: Sequence[tuple[LabelEvent, SourcePosition]]
+    ) -> QualityOutput:
+        """Load every shard this batch needs and this worker does not hold yet."""
+        out = QualityOutput()
+        for topic, partition in {(s.topic, s.partition) for _, s in valid}:
+            if tracker.has_shard(topic, partition):
+                continue
+            checkpoint = await self._read_back(
+                functools.partial(self._tables.load_checkpoint, topic, partition)
             )
-            self._metrics.sink_rows_written.labels("label_events").inc(written)
+            after = -1 if checkpoint is None else checkpoint.last_offset
+            later = await self._read_back(
+                functools.partial(self._tables.stored_labels_after, topic, partition, after)
+            )
+            restored = tracker.restore(topic, partition, checkpoint, later)
+            log.info(
+                "shard %s:%d restored: checkpoint at offset %s, %d stored labels replayed",
+                topic,
+                partition,
+                after,
+                len(later),
+            )
+            out.items += restored.items
+            out.annotators += restored.annotators
+            out.checkpoints += restored.checkpoints
+        return out
+
+    async def _read_back(self, read: Callable[[], T]) -> T:
+        """Run a blocking ClickHouse read on the writer thread, retried like writes."""
+        return await self._retrying("clickhouse", functools.partial(self._tables.run, read))
+
+    def _observe_quality(self, tracker: QualityTracker, quality: QualityOutput) -> None:
+        items, annotators = tracker.tracked()
+        self._metrics.tracked_items.set(items)
+        self._metrics.tracked_annotators.set(annotators)
+        for snapshot in quality.annotators:
+            self._metrics.annotator_accuracy.observe(snapshot.accuracy)
 
     def _count_decoded(
         self,

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from labelwatch.schemas import LabelEvent
+from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.settings import Settings
-from labelwatch.sinks.clickhouse import LabelEventWriter, SourcePosition, connect, database_name
+from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.migrations import MIGRATIONS, applied_versions, current_version, migrate
 
 
@@ -41,14 +41,15 @@ def test_migrate_is_versioned_and_idempotent(client: Client, ch_settings: Settin
     first = migrate(client, db)
     assert [m.version for m in first] == [m.version for m in MIGRATIONS]
     assert migrate(client, db) == []
-    assert applied_versions(client, db) == {current_version()}
+    assert applied_versions(client, db) == {m.version for m in MIGRATIONS}
+    assert max(applied_versions(client, db)) == current_version()
     assert int(client.command(f"EXISTS TABLE {db}.label_events")) == 1
 
 
 def test_rows_land_with_the_right_types(client: Client, ch_settings: Settings) -> None:
     db = database_name(ch_settings)
     migrate(client, db)
-    writer = LabelEventWriter(connect(settings=ch_settings), db)
+    writer = ClickHouseWriter(connect(settings=ch_settings), db)
     batch = [
         (event(1, gold_label="dog", duration_ms=1500), SourcePosition("labels", 2, 41)),
         (event(2), SourcePosition("labels", 0, 7)),
@@ -77,7 +78,7 @@ def test_rows_land_with_the_right_types(client: Client, ch_settings: Settings) -
 def test_redelivered_events_collapse(client: Client, ch_settings: Settings) -> None:
     db = database_name(ch_settings)
     migrate(client, db)
-    writer = LabelEventWriter(connect(settings=ch_settings), db)
+    writer = ClickHouseWriter(connect(settings=ch_settings), db)
     batch = [(event(i), SourcePosition("labels", 0, i)) for i in range(10)]
     asyncio.run(writer.write(batch))
     asyncio.run(writer.write(batch))  # exact retry: dropped by the dedup token

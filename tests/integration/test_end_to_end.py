@@ -62,6 +62,8 @@ def e2e_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
             "LABELWATCH_SINK_BATCH_SIZE": "200",
             "LABELWATCH_SINK_FLUSH_SECONDS": "0.5",
             "LABELWATCH_MAX_MESSAGE_BYTES": "65536",
+            "LABELWATCH_RELIABILITY_SNAPSHOT_SECONDS": "0.5",
+            "LABELWATCH_CHECKPOINT_EVERY_LABELS": "100",
         }
     )
     return env
@@ -124,6 +126,22 @@ def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
             f"FROM {db}.label_events FINAL ORDER BY event_id"
         ).result_rows
         unique = client.query(f"SELECT uniqExact(event_id) FROM {db}.label_events").first_row
+        enriched = client.query(
+            f"SELECT countIf(consensus_label IS NULL), countIf(agrees = 1), "
+            f"countIf(gold_label IS NOT NULL AND gold_correct IS NULL) "
+            f"FROM {db}.label_events FINAL"
+        ).first_row
+        items = client.query(
+            f"SELECT count(), countIf(consensus_label IS NULL), sum(n_votes) "
+            f"FROM {db}.item_consensus FINAL"
+        ).first_row
+        reliability = client.query(
+            f"SELECT uniqExact(annotator_id), count(), min(accuracy_low), max(accuracy_high), "
+            f"sum(n_labels > 0) FROM {db}.annotator_reliability"
+        ).first_row
+        checkpoints = client.query(
+            f"SELECT count(), min(last_offset) FROM {db}.model_checkpoints FINAL"
+        ).first_row
     finally:
         client.close()
     assert unique == (N_EVENTS,)
@@ -139,6 +157,16 @@ def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
         for e in events
     )
     assert rows == expected
+
+    # The models ran live: every label enriched, every item has a consensus, and reliability
+    # snapshots and checkpoints were written per shard (3 partitions).
+    assert enriched[0] == 0 and enriched[1] > N_EVENTS * 0.6 and enriched[2] == 0
+    n_items = len({(e["project"], e["item_id"]) for e in events})
+    assert items[0] == n_items and items[1] == 0 and items[2] == N_EVENTS
+    n_annotators = len({e["annotator_id"] for e in events})
+    assert reliability[0] == n_annotators and reliability[1] >= n_annotators
+    assert reliability[2] > 0.0 and reliability[3] <= 1.0 and reliability[4] == reliability[1]
+    assert checkpoints[0] == 3 and checkpoints[1] >= 0
 
     # Every malformed message in the dead-letter topic: original bytes, source offset, reason.
     dead = read_dead_letters(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from typing import Any
 
-from labelwatch.schemas import InvalidEvent, LabelEvent
+from labelwatch.schemas import InvalidEvent
 from labelwatch.settings import Settings
-from labelwatch.sinks.clickhouse import LabelEventWriter, SourcePosition, connect, database_name
+from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.metrics import Metrics
 from labelwatch.sinks.migrations import migrate
 from labelwatch.streams.dead_letter import RawMessage
@@ -30,17 +31,20 @@ class RecordingDeadLetters:
 class FlakyOutput:
     """Wraps the real writer; the first ``fail_times`` writes raise like a down server."""
 
-    def __init__(self, inner: LabelEventWriter, fail_times: int) -> None:
+    def __init__(self, inner: ClickHouseWriter, fail_times: int) -> None:
         self.inner = inner
         self.fail_times = fail_times
         self.attempts = 0
+        self.run = inner.run
+        self.load_checkpoint = inner.load_checkpoint
+        self.stored_labels_after = inner.stored_labels_after
 
-    async def write(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> int:
+    async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
         self.attempts += 1
         if self.fail_times:
             self.fail_times -= 1
             raise ConnectionError("ClickHouse is down")
-        return await self.inner.write(events)
+        return await self.inner.write_tables(tables)
 
 
 def message(offset: int, value: bytes | None) -> RawMessage:
@@ -73,12 +77,12 @@ def test_batch_is_split_into_stored_and_dead_lettered(ch_settings: Settings) -> 
     db = database_name(ch_settings)
     client = connect(settings=ch_settings)
     migrate(client, db)
-    writer = LabelEventWriter(connect(settings=ch_settings), db)
+    writer = ClickHouseWriter(connect(settings=ch_settings), db)
     dead = RecordingDeadLetters(fail_times=1)
     output = FlakyOutput(writer, fail_times=2)
     metrics = Metrics()
     pipeline = LabelPipeline(
-        events=output, dead_letters=dead, metrics=metrics, max_message_bytes=2048, sleep=no_sleep
+        tables=output, dead_letters=dead, metrics=metrics, max_message_bytes=2048, sleep=no_sleep
     )
     batch = [message(i, good(i)) for i in range(5)]
     batch += [message(5, b"{oops"), message(6, None), message(7, b"x" * 4096)]

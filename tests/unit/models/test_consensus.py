@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 import numpy as np
+import pytest
 
 from labelwatch.models.consensus import StreamingConsensus
 from labelwatch.models.reliability import AnnotatorReliability
@@ -139,3 +140,33 @@ def test_classes_can_appear_late() -> None:
     model.learn_one({"item": "late", "annotator": "b", "label": "y"})
     assert set(model.predict_proba_one({"item": "late"})) == {"x", "y"}
     assert model.predict_one({"item": "late"}) == "y"
+
+
+def test_a_repeated_label_is_not_a_second_vote_and_a_correction_replaces_the_first() -> None:
+    once, repeated = StreamingConsensus(), StreamingConsensus()
+    stream = [
+        {"item": "i", "annotator": "a", "label": "x"},
+        {"item": "i", "annotator": "b", "label": "y"},
+        {"item": "j", "annotator": "a", "label": "y"},
+    ]
+    once.learn_many(stream)
+    repeated.learn_many([*stream, stream[0], stream[1]])  # a producer re-sent two events
+    for item in ("i", "j"):
+        assert repeated.predict_proba_one({"item": item}) == once.predict_proba_one({"item": item})
+    assert repeated.consensus("i").n_votes == 2
+    assert repeated.reliability.report("a").n_labels == 2
+
+    corrected = StreamingConsensus()
+    corrected.learn_many([*stream, {"item": "i", "annotator": "a", "label": "y"}])
+    assert corrected.consensus("i").label == "y" and corrected.consensus("i").n_votes == 2
+    counts = corrected.reliability.counts_[corrected.reliability.slot("a")]
+    assert counts.sum() == pytest.approx(2.0)  # two votes' worth of evidence, not three
+
+
+def test_a_corrected_gold_answer_updates_gold_accuracy() -> None:
+    model = StreamingConsensus()
+    model.learn_one({"item": "g", "annotator": "a", "label": "x", "gold": "y"})
+    assert model.reliability.report("a").gold_accuracy == 0.0
+    model.learn_one({"item": "g", "annotator": "a", "label": "y", "gold": "y"})
+    report = model.reliability.report("a")
+    assert (report.gold_seen, report.gold_accuracy, report.n_labels) == (1, 1.0, 1)

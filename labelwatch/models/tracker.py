@@ -1,0 +1,367 @@
+"""Live consensus and reliability: the online models applied to the label stream, per shard.
+
+Pure (no I/O): the worker's pipeline feeds it validated events with their Kafka positions and
+writes what it returns.
+
+Sharding. Producers key labels by ``item_id``, so every label of an item lands in one
+partition of the labels topic. Each input partition is a *shard* with models of its own (one
+:class:`~labelwatch.models.consensus.StreamingConsensus` per project): an item's consensus
+is exact, because all its votes are in its shard; an annotator's confusion matrix in a shard
+is learned from that shard's share of the annotator's labels (about 1/P of them with P
+partitions). The shards do not exchange annotator counts: consensus in one shard never waits
+for, nor sees, another shard's view of an annotator, so there is no cross-shard lag; the
+price is that with many partitions each shard learns each annotator from fewer labels. The
+global view of an annotator is the sum of the shards' soft counts, which the
+``annotator_reliability`` table keeps per shard (``correct``/``total``), refreshed every
+``reliability_snapshot_seconds`` of event time. Use as few partitions as the load allows.
+
+Recovery. A shard's state survives restarts and moves between workers as a checkpoint in
+ClickHouse (``model_checkpoints``: JSON state plus the last offset it includes) written
+every ``checkpoint_every_labels`` labels. A worker that gets a partition loads the newest
+checkpoint, replays the shard's later labels from ``label_events`` (they are stored there
+before their offsets are committed), and then skips redelivered offsets it already applied,
+so no label trains a model twice and none is missed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
+from labelwatch.schemas import LabelEvent, SourcePosition
+
+__all__ = [
+    "AnnotatorSnapshot",
+    "Checkpoint",
+    "ItemSnapshot",
+    "LabelOutcome",
+    "QualityOutput",
+    "QualityTracker",
+]
+
+ShardKey = tuple[str, int]
+
+
+def shard_name(key: ShardKey) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelOutcome:
+    """What the monitor concluded about one label once its batch was learned."""
+
+    consensus_label: str | None
+    consensus_confidence: float | None
+    agrees: bool | None
+    gold_correct: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSnapshot:
+    """An item's consensus, for ``item_consensus``."""
+
+    project: str
+    consensus: ItemConsensus
+    closed: bool
+    updated_at: datetime
+    shard: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotatorSnapshot:
+    """An annotator's reliability in one shard at an event-time tick, for
+    ``annotator_reliability``."""
+
+    ts: datetime
+    project: str
+    annotator_id: str
+    shard: str
+    n_labels: int
+    accuracy: float
+    accuracy_low: float
+    accuracy_high: float
+    gold_seen: int
+    gold_accuracy: float | None
+    correct: float
+    total: float
+    per_class_accuracy: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A shard's model state including every label up to ``last_offset``."""
+
+    topic: str
+    partition: int
+    last_offset: int
+    n_labels: int
+    state: str
+
+
+@dataclass
+class QualityOutput:
+    """Everything one batch produced, for the sinks."""
+
+    outcomes: list[LabelOutcome] = field(default_factory=list)
+    items: list[ItemSnapshot] = field(default_factory=list)
+    annotators: list[AnnotatorSnapshot] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+
+@dataclass
+class _Shard:
+    key: ShardKey
+    models: dict[str, StreamingConsensus] = field(default_factory=dict)
+    last_offset: int = -1
+    n_labels: int = 0
+    since_checkpoint: int = 0
+    touched: dict[str, set[str]] = field(default_factory=dict)  # project -> annotators
+    next_snapshot: float | None = None  # event time (s) of the next reliability snapshot
+
+
+class QualityTracker:
+    """Applies valid label events to the per-shard models and says what changed."""
+
+    def __init__(
+        self,
+        *,
+        model_factory: Callable[[], StreamingConsensus] = StreamingConsensus,
+        snapshot_seconds: float = 60.0,
+        checkpoint_every_labels: int = 50_000,
+    ) -> None:
+        self.model_factory = model_factory
+        self.snapshot_seconds = snapshot_seconds
+        self.checkpoint_every_labels = checkpoint_every_labels
+        self._shards: dict[ShardKey, _Shard] = {}
+
+    # --- shards --------------------------------------------------------------------------
+    def has_shard(self, topic: str, partition: int) -> bool:
+        return (topic, partition) in self._shards
+
+    def restore(
+        self,
+        topic: str,
+        partition: int,
+        checkpoint: Checkpoint | None,
+        later: Sequence[tuple[LabelEvent, SourcePosition]] = (),
+    ) -> QualityOutput:
+        """Rebuild a shard from its checkpoint and the stored labels after it (in offset order).
+
+        Returns what re-learning those labels emits (item and reliability snapshots, maybe a
+        checkpoint): writing it again is harmless, the tables collapse duplicates, and it
+        fills in whatever a crash kept from being written the first time."""
+        shard = _Shard((topic, partition))
+        if checkpoint is not None:
+            data = json.loads(checkpoint.state)
+            for project, state in data["models"].items():
+                model = self.model_factory()
+                model.load_state(state)
+                shard.models[project] = model
+            shard.last_offset = checkpoint.last_offset
+            shard.n_labels = checkpoint.n_labels
+            shard.next_snapshot = data["next_snapshot"]
+            shard.touched = {p: set(a) for p, a in data["touched"].items()}
+        self._shards[shard.key] = shard
+        out = QualityOutput()
+        self._learn(shard, [(e, p) for e, p in later if p.offset > shard.last_offset], out)
+        return out
+
+    def drop(self, topic: str, partition: int) -> None:
+        """Forget a shard (its partition went to another worker)."""
+        self._shards.pop((topic, partition), None)
+
+    @property
+    def shards(self) -> list[ShardKey]:
+        return list(self._shards)
+
+    def tracked(self) -> tuple[int, int]:
+        """(open items, distinct annotators) over all shards of this worker."""
+        items = sum(len(m) for s in self._shards.values() for m in s.models.values())
+        annotators = {
+            a
+            for s in self._shards.values()
+            for m in s.models.values()
+            for a in m.reliability.annotators
+        }
+        return items, len(annotators)
+
+    def model(self, topic: str, partition: int, project: str) -> StreamingConsensus:
+        return self._shards[(topic, partition)].models[project]
+
+    # --- learning ------------------------------------------------------------------------
+    def apply(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> QualityOutput:
+        """Learn a batch (shards must exist: see :meth:`restore`); outcomes align with events.
+
+        Events at or below a shard's last applied offset were learned before (a redelivery
+        after a restart) and are not learned again; their outcome is the item's consensus now.
+        """
+        out = QualityOutput()
+        outcomes: list[LabelOutcome | None] = [None] * len(events)
+        by_shard: dict[ShardKey, list[int]] = {}
+        for index, (_, source) in enumerate(events):
+            by_shard.setdefault((source.topic, source.partition), []).append(index)
+        for key, indices in by_shard.items():
+            shard = self._shards[key]
+            fresh = [i for i in indices if events[i][1].offset > shard.last_offset]
+            learned = self._learn(shard, [events[i] for i in fresh], out)
+            for i, outcome in zip(fresh, learned, strict=True):
+                outcomes[i] = outcome
+        for i, (event, source) in enumerate(events):
+            if outcomes[i] is None:
+                model = self._shards[(source.topic, source.partition)].models.get(event.project)
+                consensus = None
+                if model is not None and event.item_id in model:
+                    c = model.consensus(event.item_id)
+                    consensus = (c.label, c.confidence)
+                outcomes[i] = _outcome(event, consensus)
+        out.outcomes = [o for o in outcomes if o is not None]
+        return out
+
+    def _learn(
+        self,
+        shard: _Shard,
+        events: list[tuple[LabelEvent, SourcePosition]],
+        out: QualityOutput,
+    ) -> list[LabelOutcome]:
+        """Learn ``events`` (one shard, offset order); returns their outcomes in order.
+
+        A reliability snapshot is taken just before the first label whose event time reaches
+        the next tick, so snapshots do not depend on how the stream was cut into batches."""
+        outcomes: list[LabelOutcome] = []
+        start = 0
+        for index, (event, _) in enumerate(events):
+            ts = event.ts.timestamp()
+            if shard.next_snapshot is None:
+                shard.next_snapshot = _next_tick(ts, self.snapshot_seconds)
+            elif ts >= shard.next_snapshot:
+                outcomes += self._learn_segment(shard, events[start:index], out)
+                self._snapshot(shard, out)
+                shard.next_snapshot = _next_tick(ts, self.snapshot_seconds)
+                start = index
+        outcomes += self._learn_segment(shard, events[start:], out)
+        if events:
+            shard.last_offset = events[-1][1].offset
+            shard.n_labels += len(events)
+            shard.since_checkpoint += len(events)
+        if shard.since_checkpoint >= self.checkpoint_every_labels:
+            out.checkpoints.append(self.checkpoint(shard.key))
+        return outcomes
+
+    def _learn_segment(
+        self,
+        shard: _Shard,
+        events: list[tuple[LabelEvent, SourcePosition]],
+        out: QualityOutput,
+    ) -> list[LabelOutcome]:
+        if not events:
+            return []
+        by_project: dict[str, list[int]] = {}
+        for index, (event, _) in enumerate(events):
+            by_project.setdefault(event.project, []).append(index)
+            shard.touched.setdefault(event.project, set()).add(event.annotator_id)
+        outcomes: list[LabelOutcome] = [_NO_OUTCOME] * len(events)
+        name = shard_name(shard.key)
+        for project, indices in by_project.items():
+            model = shard.models.get(project)
+            if model is None:
+                model = shard.models[project] = self.model_factory()
+            reads = model.learn_and_read(
+                {
+                    "item": events[i][0].item_id,
+                    "annotator": events[i][0].annotator_id,
+                    "label": events[i][0].label,
+                    "gold": events[i][0].gold_label,
+                    "ts": events[i][0].ts.timestamp(),
+                }
+                for i in indices
+            )
+            last_read: dict[str, tuple[int, tuple[str | None, float]]] = {}
+            for i, read in zip(indices, reads, strict=True):
+                outcomes[i] = _outcome(events[i][0], read)
+                last_read[events[i][0].item_id] = (i, read)
+            for item_id, (i, (label, confidence)) in last_read.items():
+                if item_id in model:
+                    n_votes, gold = model.votes_and_gold(item_id)
+                    event, source = events[i]
+                    consensus = ItemConsensus(item_id, label, confidence, n_votes, gold)
+                    out.items.append(
+                        ItemSnapshot(project, consensus, False, event.ts, name, source.offset)
+                    )
+            last_event, last_source = events[indices[-1]]
+            for closed in model.pop_closed():
+                out.items.append(
+                    ItemSnapshot(project, closed, True, last_event.ts, name, last_source.offset)
+                )
+        return outcomes
+
+    def _snapshot(self, shard: _Shard, out: QualityOutput) -> None:
+        """Reliability snapshots of the annotators active since the previous tick."""
+        assert shard.next_snapshot is not None
+        tick = datetime.fromtimestamp(shard.next_snapshot, UTC)
+        name = shard_name(shard.key)
+        for project, annotators in shard.touched.items():
+            reliability = shard.models[project].reliability
+            for annotator in sorted(annotators):
+                out.annotators.append(
+                    _annotator_snapshot(tick, project, name, reliability, annotator)
+                )
+        shard.touched = {}
+
+    def checkpoint(self, key: ShardKey) -> Checkpoint:
+        """The shard's state now, including every label up to its last applied offset."""
+        shard = self._shards[key]
+        shard.since_checkpoint = 0
+        state = {
+            "models": {p: m.to_state() for p, m in shard.models.items()},
+            "next_snapshot": shard.next_snapshot,
+            "touched": {p: sorted(a) for p, a in shard.touched.items()},
+        }
+        return Checkpoint(
+            key[0],
+            key[1],
+            shard.last_offset,
+            shard.n_labels,
+            json.dumps(state, separators=(",", ":")),
+        )
+
+
+def _next_tick(now: float, every: float) -> float:
+    return (now // every + 1) * every
+
+
+def _outcome(event: LabelEvent, consensus: tuple[str | None, float] | None) -> LabelOutcome:
+    if consensus is None or consensus[0] is None:
+        return _NO_OUTCOME
+    label, confidence = consensus
+    gold = None if event.gold_label is None else event.label == event.gold_label
+    return LabelOutcome(label, confidence, event.label == label, gold)
+
+
+_NO_OUTCOME = LabelOutcome(None, None, None, None)
+
+
+def _annotator_snapshot(
+    tick: datetime, project: str, shard: str, reliability: Any, annotator: str
+) -> AnnotatorSnapshot:
+    report = reliability.report(annotator)
+    correct, total = reliability.soft_counts(annotator)
+    return AnnotatorSnapshot(
+        ts=tick,
+        project=project,
+        annotator_id=annotator,
+        shard=shard,
+        n_labels=report.n_labels,
+        accuracy=report.accuracy,
+        accuracy_low=report.accuracy_low,
+        accuracy_high=report.accuracy_high,
+        gold_seen=report.gold_seen,
+        gold_accuracy=report.gold_accuracy,
+        correct=correct,
+        total=total,
+        per_class_accuracy=report.per_class_accuracy,
+    )

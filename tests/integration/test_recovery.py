@@ -1,0 +1,108 @@
+"""A worker that restarts recovers its models from ClickHouse and ends where an
+uninterrupted worker ends: checkpoint + stored labels + redelivered offsets skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from itertools import islice
+from typing import Any
+
+from labelwatch.models.tracker import QualityTracker
+from labelwatch.schemas import InvalidEvent
+from labelwatch.settings import Settings
+from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event
+from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
+from labelwatch.sinks.metrics import Metrics
+from labelwatch.sinks.migrations import migrate
+from labelwatch.streams.dead_letter import RawMessage
+from labelwatch.streams.pipeline import LabelPipeline
+
+
+class NoDeadLetters:
+    async def send(self, rejects: Sequence[tuple[RawMessage, InvalidEvent]]) -> None:
+        raise AssertionError(f"unexpected rejects: {rejects}")
+
+
+def messages(n: int) -> list[RawMessage]:
+    sim = LabelingSimulator(SimulationConfig(seed=21, events_per_second=20.0))
+    offsets = [0, 0]
+    out = []
+    for label in islice(sim.labels(datetime(2026, 4, 1, tzinfo=UTC)), n):
+        p = sum(str(label.event["item_id"]).encode()) % 2
+        out.append(RawMessage("labels", p, offsets[p], None, encode_event(label.event)))
+        offsets[p] += 1
+    return out
+
+
+def pipeline(settings: Settings) -> tuple[LabelPipeline, ClickHouseWriter]:
+    writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
+    tracker = QualityTracker(snapshot_seconds=10.0, checkpoint_every_labels=150)
+    return (
+        LabelPipeline(
+            tables=writer,
+            tracker=tracker,
+            dead_letters=NoDeadLetters(),
+            metrics=Metrics(),
+            max_message_bytes=4096,
+        ),
+        writer,
+    )
+
+
+def feed(p: LabelPipeline, batch: list[RawMessage], size: int = 80) -> None:
+    async def go() -> None:
+        for start in range(0, len(batch), size):
+            await p.process(batch[start : start + size])
+
+    asyncio.run(go())
+
+
+def tables(settings: Settings) -> dict[str, Any]:
+    db = database_name(settings)
+    client = connect(settings=settings)
+    try:
+        return {
+            "items": client.query(
+                f"SELECT project, item_id, consensus_label, round(confidence, 5), n_votes "
+                f"FROM {db}.item_consensus FINAL ORDER BY project, item_id"
+            ).result_rows,
+            "reliability": client.query(
+                f"SELECT ts, project, annotator_id, shard, n_labels, round(accuracy, 5) "
+                f"FROM {db}.annotator_reliability FINAL ORDER BY ts, project, annotator_id, shard"
+            ).result_rows,
+            "labels": client.query(
+                f"SELECT count(), uniqExact(event_id) FROM {db}.label_events FINAL"
+            ).first_row,
+        }
+    finally:
+        client.close()
+
+
+def test_restart_recovers_models_exactly(ch_settings: Settings) -> None:
+    data = messages(1200)
+    control = ch_settings
+    restarted = ch_settings.model_copy(update={"clickhouse_database": f"t_{secrets.token_hex(6)}"})
+    for settings in (control, restarted):
+        client = connect(settings=settings)
+        migrate(client, database_name(settings))
+        client.close()
+
+    p, writer = pipeline(control)
+    feed(p, data)
+    writer.close()
+
+    p, writer = pipeline(restarted)
+    feed(p, data[:800])
+    writer.close()  # the worker dies; its models are gone
+    p, writer = pipeline(restarted)
+    # Kafka redelivers from the last committed offset, here somewhat before the crash point.
+    feed(p, data[700:])
+    writer.close()
+
+    expected, got = tables(control), tables(restarted)
+    assert got["labels"] == expected["labels"] == (1200, 1200)
+    assert len(expected["items"]) > 300 and got["items"] == expected["items"]
+    assert len(expected["reliability"]) > 50 and got["reliability"] == expected["reliability"]

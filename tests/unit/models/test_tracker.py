@@ -1,0 +1,122 @@
+"""QualityTracker: per-shard learning, outcomes, snapshots, and exact recovery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import islice, pairwise
+
+from labelwatch.models.tracker import QualityTracker
+from labelwatch.schemas import LabelEvent, SourcePosition
+from labelwatch.simulator import LabelingSimulator, SimulationConfig
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def events(n: int, partitions: int = 2, seed: int = 5) -> list[tuple[LabelEvent, SourcePosition]]:
+    sim = LabelingSimulator(SimulationConfig(seed=seed, events_per_second=5.0))
+    offsets = [0] * partitions
+    out = []
+    for label in islice(sim.labels(START), n):
+        event = LabelEvent.model_validate(label.event, strict=False)
+        p = sum(event.item_id.encode()) % partitions  # all labels of an item in one partition
+        out.append((event, SourcePosition("labels", p, offsets[p])))
+        offsets[p] += 1
+    return out
+
+
+def fresh(**kw: object) -> QualityTracker:
+    return QualityTracker(snapshot_seconds=30.0, checkpoint_every_labels=250, **kw)  # type: ignore[arg-type]
+
+
+def run(tracker: QualityTracker, data: list[tuple[LabelEvent, SourcePosition]], batch: int = 100):
+    outputs = []
+    for start in range(0, len(data), batch):
+        chunk = data[start : start + batch]
+        for _, s in chunk:
+            if not tracker.has_shard(s.topic, s.partition):
+                tracker.restore(s.topic, s.partition, None)
+        outputs.append(tracker.apply(chunk))
+    return outputs
+
+
+def consensus_view(tracker: QualityTracker) -> dict[tuple[int, str, str], tuple[str | None, float]]:
+    view = {}
+    for topic, partition in tracker.shards:
+        for project in ("animals", "moderation", "sentiment"):
+            model = tracker.model(topic, partition, project)
+            for item in model.items:
+                c = model.consensus(item)
+                view[(partition, project, item)] = (c.label, round(c.confidence, 12))
+    return view
+
+
+def test_outcomes_align_with_events_and_flag_agreement_and_gold() -> None:
+    data = events(400)
+    tracker = fresh()
+    outputs = run(tracker, data)
+    outcomes = [o for out in outputs for o in out.outcomes]
+    assert len(outcomes) == len(data)
+    for (event, _), outcome in zip(data, outcomes, strict=True):
+        assert outcome.consensus_label is not None
+        assert outcome.agrees == (event.label == outcome.consensus_label)
+        assert outcome.gold_correct == (
+            None if event.gold_label is None else event.label == event.gold_label
+        )
+        if event.gold_label is not None:
+            assert (
+                outcome.consensus_label == event.gold_label and outcome.consensus_confidence == 1.0
+            )
+
+
+def test_items_are_sharded_by_partition() -> None:
+    tracker = fresh()
+    run(tracker, events(400))
+    assert sorted(tracker.shards) == [("labels", 0), ("labels", 1)]
+    items0 = set(tracker.model("labels", 0, "animals").items)
+    items1 = set(tracker.model("labels", 1, "animals").items)
+    assert items0 and items1 and not items0 & items1
+
+
+def test_reliability_snapshots_follow_event_time_ticks() -> None:
+    data = events(600)  # ~120 s of event time at 5 events/s
+    outputs = run(fresh(), data)
+    snapshots = [a for out in outputs for a in out.annotators]
+    ticks = sorted({s.ts for s in snapshots})
+    assert len(ticks) >= 3
+    assert all(t.second % 30 == 0 and t.microsecond == 0 for t in ticks)
+    assert all(b - a == timedelta(seconds=30) for a, b in pairwise(ticks))
+    assert all(0.0 < s.accuracy_low <= s.accuracy <= s.accuracy_high < 1.0 for s in snapshots)
+    assert all(s.total > 0 and 0 <= s.correct <= s.total + 1e-9 for s in snapshots)
+
+
+def test_redelivered_offsets_do_not_train_twice() -> None:
+    data = events(500)
+    once, twice = fresh(), fresh()
+    run(once, data)
+    run(twice, data[:300])
+    run(twice, data[200:])  # 100 labels redelivered after a "restart" without losing state
+    assert consensus_view(twice) == consensus_view(once)
+
+
+def test_checkpoint_plus_stored_labels_recovers_exactly() -> None:
+    data = events(1000)
+    control = fresh()
+    run(control, data)
+
+    crashed = fresh()
+    outputs = run(crashed, data[:700])
+    checkpoints = {(c.topic, c.partition): c for out in outputs for c in out.checkpoints}
+    assert set(checkpoints) == {("labels", 0), ("labels", 1)}
+
+    # A new worker: newest checkpoint per shard + labels stored after it, then the stream
+    # resumes at some committed offset before the crash point (redelivery).
+    recovered = fresh()
+    for key, checkpoint in checkpoints.items():
+        later = [
+            (e, s)
+            for e, s in data[:700]
+            if (s.topic, s.partition) == key and s.offset > checkpoint.last_offset
+        ]
+        recovered.restore(key[0], key[1], checkpoint, later)
+    run(recovered, data[650:])
+    assert consensus_view(recovered) == consensus_view(control)
