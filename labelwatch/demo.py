@@ -13,6 +13,7 @@ import json
 import secrets
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from labelwatch.settings import Settings
 from labelwatch.simulator import (
     MALFORMED_KINDS,
     LabelingSimulator,
+    SimulatedLabel,
     SimulationConfig,
     kafka_records,
     malformed_messages,
@@ -51,16 +53,26 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
             f"over {seconds:.0f} s to {settings.topic_labels} at {settings.kafka_bootstrap}",
             file=sys.stderr,
         )
+        truth: dict[str, str] = {}
+        votes: dict[str, Counter[str]] = {}
+
+        def remembered() -> Iterator[SimulatedLabel]:
+            for label in sim.labels(datetime.now(UTC)):
+                item = str(label.event["item_id"])
+                truth[item] = label.true_label
+                votes.setdefault(item, Counter())[str(label.event["label"])] += 1
+                yield label
+
         produced = produce(
-            settings,
-            settings.topic_labels,
-            kafka_records(sim.labels(datetime.now(UTC)), n_valid, bad),
-            rate=rate,
+            settings, settings.topic_labels, kafka_records(remembered(), n_valid, bad), rate=rate
         )
         lag = wait_for_lag_zero(settings, timeout_s=120)
     finally:
         exit_code = worker.stop()
     stored, per_project, duplicates = _count_rows(settings, run_id)
+    consensus, reliability = _quality(settings, run_id)
+    kinds = {a.annotator_id: a.kind for a in sim.annotators}
+    majority = {item: v.most_common(1)[0][0] for item, v in votes.items()}
     dead = read_dead_letters(settings, dead_letter_start)
     dead_by_code = Counter(d.code for d in dead)
     expected_codes = Counter(code for code, _ in bad)
@@ -87,6 +99,12 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
         ],
         "consumer_lag": lag,
         "worker_exit_code": exit_code,
+        "consensus_accuracy": _accuracy(consensus, truth),
+        "majority_vote_accuracy": _accuracy(majority, truth),
+        "items_with_consensus": len(consensus),
+        "annotators": [
+            {**r, "simulated_as": kinds.get(str(r["annotator"]), "?")} for r in reliability
+        ],
         "alerts": {},
         "worker_log": str(log_path),
         "store": settings.redacted_dsn(),
@@ -107,6 +125,17 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
         print(f"    {code:<26} {n}")
     for example in summary["dead_letter_examples"]:
         print(f"    e.g. offset {example['offset']}: {example['code']}: {example['reason'][:90]}")
+    print(
+        f"  consensus accuracy   {summary['consensus_accuracy']:.3f} on "
+        f"{summary['items_with_consensus']} items (majority vote "
+        f"{summary['majority_vote_accuracy']:.3f}; truth known to the simulator)"
+    )
+    print("  annotators, least reliable first (accuracy, 90% interval, labels, simulated as):")
+    for r in summary["annotators"][:6]:
+        print(
+            f"    {r['annotator']:<10} {r['accuracy']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
+            f" {r['labels']:>6}  {r['simulated_as']}"
+        )
     print(f"  consumer lag at end  {summary['consumer_lag']}")
     print(f"  worker exit code     {summary['worker_exit_code']}  (log: {summary['worker_log']})")
     print("  result               " + ("OK" if summary["ok"] else "MISMATCH"))
@@ -130,3 +159,44 @@ def _count_rows(settings: Settings, run_id: str) -> tuple[int, dict[str, int], i
     unique = sum(per_project.values())
     total = sum(int(c) for _, _, c in rows)
     return unique, per_project, total - unique
+
+
+def _quality(settings: Settings, run_id: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """This run's item consensus, and every annotator's reliability pooled over shards."""
+    client = connect(settings=settings)
+    db = database_name(settings)
+    try:
+        items = client.query(
+            f"SELECT item_id, consensus_label FROM {db}.item_consensus FINAL "  # noqa: S608
+            "WHERE position(item_id, {run:String}) > 0",
+            parameters={"run": run_id},
+        ).result_rows
+        # Latest snapshot per shard, then the shards' soft counts added up (pooled evidence).
+        annotators = client.query(
+            "SELECT annotator_id, sum(correct) / sum(total) AS accuracy, min(low), max(high), "  # noqa: S608
+            "sum(labels) FROM ("
+            "  SELECT project, annotator_id, shard, argMax(correct, ts) AS correct, "
+            "  argMax(total, ts) AS total, argMax(accuracy_low, ts) AS low, "
+            "  argMax(accuracy_high, ts) AS high, argMax(n_labels, ts) AS labels "
+            f"  FROM {db}.annotator_reliability GROUP BY project, annotator_id, shard"
+            ") GROUP BY annotator_id ORDER BY accuracy, annotator_id"
+        ).result_rows
+    finally:
+        client.close()
+    consensus = {str(item): str(label) for item, label in items if label is not None}
+    reliability = [
+        {
+            "annotator": a,
+            "accuracy": float(acc),
+            "low": float(lo),
+            "high": float(hi),
+            "labels": int(n),
+        }
+        for a, acc, lo, hi, n in annotators
+    ]
+    return consensus, reliability
+
+
+def _accuracy(predicted: dict[str, str], truth: dict[str, str]) -> float:
+    keys = [item for item in predicted if item in truth]
+    return sum(predicted[i] == truth[i] for i in keys) / len(keys) if keys else 0.0

@@ -119,7 +119,7 @@ def rescore(i, new_vote, work, items, annotators, mass, n_classes, params):  # t
 
 @njit(cache=True, nogil=True)
 def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_state,  # type: ignore[no-untyped-def]
-                expired, params, refresh, max_votes, at_label):
+                expired, params, refresh, max_votes, at_label, refreshed, at_refresh):
     """Learn labels ``start, start + 1, ...`` of ``batch`` in order.
 
     ``batch = (item_slots, annotator_slots, labels, golds, times, classes_known)``, where
@@ -129,7 +129,9 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     label is older than the TTL (event time) leaves the ring and is reported in ``expired``.
 
     ``at_label[t]`` receives label ``t``'s item posterior right after learning it: the
-    consensus "at the time of the label", whatever the batching.
+    consensus "at the time of the label", whatever the batching. Likewise ``refreshed[t, r]``
+    is the ``r``-th item the sweep re-scored after label ``t`` (-1: none) and
+    ``at_refresh[t, r]`` its posterior then.
 
     Returns ``(next, n_expired)``: the kernel stops after the first label whose sweep expired
     items, so the caller can close them and resume at ``next``. With that and
@@ -197,7 +199,7 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
         if n < max_votes or previous >= 0:
             for k in range(n_classes):
                 at_label[t, k] = items[4][i, k]
-        for _ in range(refresh):
+        for r in range(refresh):
             size = sweep_state[1]
             if size == 0:
                 break
@@ -213,6 +215,9 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
             sweep[(head + size) % capacity] = other
             if other != i:
                 rescore(other, False, work, items, annotators, mass, n_classes, params)
+                refreshed[t, r] = other
+                for k in range(n_classes):
+                    at_refresh[t, r, k] = items[4][other, k]
         if n_expired:
             return t + 1, n_expired
     return item_slots.shape[0], n_expired

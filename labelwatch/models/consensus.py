@@ -46,7 +46,7 @@ from river import base
 from labelwatch.models import _kernels
 from labelwatch.models.reliability import AnnotatorReliability
 
-__all__ = ["ItemConsensus", "StreamingConsensus", "warm_up"]
+__all__ = ["BatchReads", "ItemConsensus", "StreamingConsensus", "warm_up"]
 
 
 def warm_up() -> None:
@@ -59,6 +59,18 @@ def warm_up() -> None:
         ]
     )
     model.predict_one({"item": "i"})
+
+
+@dataclass(frozen=True)
+class BatchReads:
+    """What :meth:`StreamingConsensus.learn_and_read` saw while learning a batch.
+
+    ``labels[t]``: (label, confidence) of label ``t``'s item right after it was learned.
+    ``refreshed``: (t, item, label, confidence) for each item the sweep re-scored after
+    label ``t``, in order."""
+
+    labels: list[tuple[str | None, float]]
+    refreshed: list[tuple[int, str, str | None, float]]
 
 
 @dataclass(frozen=True)
@@ -231,21 +243,15 @@ class StreamingConsensus(base.Base):
         """Learn from labels in order; the same as ``learn_one`` on each, in one kernel call."""
         self._learn_many(xs)
 
-    def learn_and_read(self, xs: Iterable[Mapping[str, Any]]) -> list[tuple[str | None, float]]:
-        """:meth:`learn_many`, returning each label's item consensus (label, confidence) right
-        after that label was learned: the same whatever the batching."""
-        at_label = self._learn_many(xs)
-        if not len(at_label):
-            return []
-        classes = self.reliability.classes_
-        best = at_label.argmax(axis=1)
-        confidence = at_label[np.arange(len(best)), best]
-        return [
-            (classes[b] if c > 0 else None, float(c))
-            for b, c in zip(best.tolist(), confidence.tolist(), strict=True)
-        ]
+    def learn_and_read(self, xs: Iterable[Mapping[str, Any]]) -> BatchReads:
+        """:meth:`learn_many`, also returning each label's item consensus right after that
+        label was learned, and the consensus of every item the sweep re-scored on the way:
+        what a live table of item consensus needs, the same whatever the batching."""
+        reads = BatchReads([], [])
+        self._learn_many(xs, reads)
+        return reads
 
-    def _learn_many(self, xs: Iterable[Mapping[str, Any]]) -> NDArray[np.float64]:
+    def _learn_many(self, xs: Iterable[Mapping[str, Any]], reads: BatchReads | None = None) -> None:
         rel = self.reliability
         item_slots, ann_slots, labels, golds, times, known = [], [], [], [], [], []
         xs_list = list(xs)
@@ -259,7 +265,7 @@ class StreamingConsensus(base.Base):
             times.append(np.nan if ts is None else float(ts))
             known.append(rel.n_classes)
         if not item_slots:
-            return np.zeros((0, 0))
+            return
         self._sync_classes()
         item_ids = [x["item"] for x in xs_list]
         slots = np.asarray(item_slots, dtype=np.int64)
@@ -271,7 +277,11 @@ class StreamingConsensus(base.Base):
             np.asarray(known, dtype=np.int64),
         )
         expired = np.empty(max(1, self.refresh_per_label), dtype=np.int64)
-        at_label = np.zeros((len(slots), self.class_mass_.shape[0]))
+        width = self.class_mass_.shape[0]
+        refresh = self.refresh_per_label
+        at_label = np.zeros((len(slots), width))
+        refreshed = np.full((len(slots), refresh), -1, dtype=np.int64)
+        at_refresh = np.zeros((len(slots), refresh, width))
         params = self._params()
         first_seq = self.n_labels_
         items, annotators = self._item_arrays(), rel.arrays()
@@ -291,7 +301,11 @@ class StreamingConsensus(base.Base):
                 self.refresh_per_label,
                 self.max_votes_per_item,
                 at_label,
+                refreshed,
+                at_refresh,
             )
+            if reads is not None:
+                self._collect_refreshed(reads, refreshed, at_refresh)
             closed = {int(slot) for slot in expired[:n_expired]}
             for slot in closed:
                 self._close(slot)
@@ -303,7 +317,31 @@ class StreamingConsensus(base.Base):
                 items = self._item_arrays()  # new slots may have grown the arrays
         self.n_labels_ += len(slots)
         self._enforce_cap()
-        return at_label
+        if reads is not None:
+            reads.labels.extend(self._best(at_label))
+
+    def _best(self, posteriors: NDArray[np.float64]) -> list[tuple[str | None, float]]:
+        """(label, confidence) of each posterior row (``None`` for an all-zero row)."""
+        classes = self.reliability.classes_
+        best = posteriors.argmax(axis=1)
+        confidence = posteriors[np.arange(len(best)), best]
+        return [
+            (classes[b] if c > 0 else None, float(c))
+            for b, c in zip(best.tolist(), confidence.tolist(), strict=True)
+        ]
+
+    def _collect_refreshed(
+        self, reads: BatchReads, refreshed: NDArray[np.int64], at: NDArray[np.float64]
+    ) -> None:
+        """Name the re-scored items while their slots still belong to them, then reset."""
+        rows, steps = np.nonzero(refreshed >= 0)
+        if len(rows):
+            best = self._best(at[rows, steps])
+            for t, slot, (label, confidence) in zip(
+                rows.tolist(), refreshed[rows, steps].tolist(), best, strict=True
+            ):
+                reads.refreshed.append((t, str(self._ids[slot]), label, confidence))
+        refreshed[rows, steps] = -1
 
     def _enforce_cap(self) -> None:
         """Close the least recently labeled items beyond ``max_items`` (plus 1% slack, so

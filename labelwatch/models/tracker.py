@@ -280,10 +280,17 @@ class QualityTracker:
                 }
                 for i in indices
             )
+            # The newest consensus of every item touched: labeled, or re-scored by the sweep.
             last_read: dict[str, tuple[int, tuple[str | None, float]]] = {}
-            for i, read in zip(indices, reads, strict=True):
+            touched = [
+                (t, events[i][0].item_id, read)
+                for t, (i, read) in enumerate(zip(indices, reads.labels, strict=True))
+            ]
+            touched += [(t, item, (label, conf)) for t, item, label, conf in reads.refreshed]
+            for t, item_id, read in sorted(touched, key=lambda r: r[0]):
+                last_read[item_id] = (indices[t], read)
+            for i, read in zip(indices, reads.labels, strict=True):
                 outcomes[i] = _outcome(events[i][0], read)
-                last_read[events[i][0].item_id] = (i, read)
             for item_id, (i, (label, confidence)) in last_read.items():
                 if item_id in model:
                     n_votes, gold = model.votes_and_gold(item_id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ LABEL_EVENT_COLUMNS: tuple[str, ...] = (
     "duration_ms",
     "schema_version",
     "source_topic",
+    "source_topic_id",
     "source_partition",
     "source_offset",
     "ingested_at",
@@ -82,6 +83,7 @@ ANNOTATOR_RELIABILITY_COLUMNS: tuple[str, ...] = (
 )
 CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "source_topic",
+    "source_topic_id",
     "source_partition",
     "last_offset",
     "n_labels",
@@ -127,6 +129,7 @@ def label_event_row(
     source: SourcePosition,
     ingested_at: datetime,
     outcome: LabelOutcome | None = None,
+    topic_id: str = "",
 ) -> tuple[Any, ...]:
     """One ``label_events`` row, in :data:`LABEL_EVENT_COLUMNS` order."""
     o = outcome or _NO_OUTCOME
@@ -141,6 +144,7 @@ def label_event_row(
         event.duration_ms,
         event.schema_version,
         source.topic,
+        topic_id,
         source.partition,
         source.offset,
         ingested_at,
@@ -188,24 +192,31 @@ def annotator_reliability_row(s: AnnotatorSnapshot) -> tuple[Any, ...]:
     )
 
 
-def checkpoint_row(c: Checkpoint, created_at: datetime) -> tuple[Any, ...]:
-    return (c.topic, c.partition, c.last_offset, c.n_labels, c.state, created_at)
+def checkpoint_row(c: Checkpoint, created_at: datetime, topic_id: str = "") -> tuple[Any, ...]:
+    return (c.topic, topic_id, c.partition, c.last_offset, c.n_labels, c.state, created_at)
 
 
 def sink_rows(
     events: Sequence[tuple[LabelEvent, SourcePosition]],
     quality: QualityOutput,
     now: datetime,
+    topic_ids: Mapping[str, str] | None = None,
 ) -> dict[str, list[tuple[Any, ...]]]:
-    """Rows per table for one batch (outcomes, if any, align with ``events``)."""
+    """Rows per table for one batch (outcomes, if any, align with ``events``).
+
+    ``topic_ids`` maps topic names to Kafka topic ids (see ``model_checkpoints``)."""
+    ids = topic_ids or {}
     outcomes: Sequence[LabelOutcome | None] = quality.outcomes or [None] * len(events)
     return {
         "label_events": [
-            label_event_row(e, s, now, o) for (e, s), o in zip(events, outcomes, strict=True)
+            label_event_row(e, s, now, o, ids.get(s.topic, ""))
+            for (e, s), o in zip(events, outcomes, strict=True)
         ],
         "item_consensus": [item_consensus_row(i) for i in quality.items],
         "annotator_reliability": [annotator_reliability_row(a) for a in quality.annotators],
-        "model_checkpoints": [checkpoint_row(c, now) for c in quality.checkpoints],
+        "model_checkpoints": [
+            checkpoint_row(c, now, ids.get(c.topic, "")) for c in quality.checkpoints
+        ],
     }
 
 
@@ -260,13 +271,13 @@ class ClickHouseWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, *args)
 
-    def load_checkpoint(self, topic: str, partition: int) -> Checkpoint | None:
+    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None:
         """The newest checkpoint of a shard, or None."""
         result = self._client.query(
             f"SELECT last_offset, n_labels, state FROM {self._db}.model_checkpoints "  # noqa: S608
-            "WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32} "
-            "ORDER BY last_offset DESC LIMIT 1",
-            parameters={"topic": topic, "partition": partition},
+            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
+            "AND source_partition = {partition:UInt32} ORDER BY last_offset DESC LIMIT 1",
+            parameters={"topic": topic, "topic_id": topic_id, "partition": partition},
         )
         row = result.first_row
         if not row:
@@ -275,7 +286,7 @@ class ClickHouseWriter:
         return Checkpoint(topic, partition, int(row[0]), int(row[1]), state)
 
     def stored_labels_after(
-        self, topic: str, partition: int, offset: int
+        self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[LabelEvent, SourcePosition]]:
         """Label events of a shard stored with offsets above ``offset``, in offset order."""
         # The database name is validated by Settings; all values are bound parameters.
@@ -283,10 +294,15 @@ class ClickHouseWriter:
             "SELECT event_id, ts, project, item_id, annotator_id, label, gold_label, "  # noqa: S608
             "duration_ms, schema_version, source_offset "
             f"FROM {self._db}.label_events "
-            "WHERE source_topic = {topic:String} AND source_partition = {partition:UInt32} "
-            "AND source_offset > {offset:Int64} "
+            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
+            "AND source_partition = {partition:UInt32} AND source_offset > {offset:Int64} "
             "ORDER BY source_offset LIMIT 1 BY source_offset",
-            parameters={"topic": topic, "partition": partition, "offset": offset},
+            parameters={
+                "topic": topic,
+                "topic_id": topic_id,
+                "partition": partition,
+                "offset": offset,
+            },
         )
         out = []
         for row in result.result_rows:

@@ -42,6 +42,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 duration_ms Nullable(UInt32),
                 schema_version UInt16,
                 source_topic LowCardinality(String),
+                source_topic_id LowCardinality(String),
                 source_partition UInt32,
                 source_offset UInt64,
                 ingested_at DateTime64(3, 'UTC')
@@ -105,10 +106,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             ORDER BY (project, annotator_id, shard, ts)
             SETTINGS non_replicated_deduplication_window = 1000
             """,
-            # Model state per input partition, with the last offset it includes.
+            # Model state per input partition, with the last offset it includes. The topic id
+            # tells a deleted and re-created topic (offsets from 0 again) from the old one.
             """
             CREATE TABLE IF NOT EXISTS {db}.model_checkpoints (
                 source_topic LowCardinality(String),
+                source_topic_id LowCardinality(String),
                 source_partition UInt32,
                 last_offset Int64,
                 n_labels UInt64,
@@ -116,7 +119,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 created_at DateTime64(3, 'UTC')
             )
             ENGINE = ReplacingMergeTree(last_offset)
-            ORDER BY (source_topic, source_partition)
+            ORDER BY (source_topic, source_topic_id, source_partition)
             """,
         ),
     ),

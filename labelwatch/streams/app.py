@@ -14,7 +14,7 @@ before that re-delivers the batch; ``label_events`` collapses the duplicates by 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -80,7 +80,12 @@ def quality_tracker(settings: Settings) -> QualityTracker:
     )
 
 
-def create_app(settings: Settings, *, metrics: Metrics | None = None) -> faust.App:
+def create_app(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    topic_ids: Mapping[str, str] | None = None,
+) -> faust.App:
     """Build the labelwatch Faust app for ``settings``.
 
     The ClickHouse connection is opened when the agent starts, not here, so building the app
@@ -118,6 +123,7 @@ def create_app(settings: Settings, *, metrics: Metrics | None = None) -> faust.A
         pipeline = LabelPipeline(
             tables=writer,
             tracker=quality_tracker(settings),
+            topic_ids=topic_ids,
             dead_letters=FaustDeadLetters(dead_letter_topic),
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,

@@ -14,7 +14,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -43,10 +43,10 @@ class TableOutput(Protocol):
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
 
-    def load_checkpoint(self, topic: str, partition: int) -> Checkpoint | None: ...
+    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
 
     def stored_labels_after(
-        self, topic: str, partition: int, offset: int
+        self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
 
 
@@ -61,11 +61,15 @@ class LabelPipeline:
         metrics: Metrics,
         max_message_bytes: int,
         tracker: QualityTracker | None = None,
+        topic_ids: Mapping[str, str] | None = None,
         retry_max_seconds: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._tables = tables
         self._tracker = tracker
+        # Kafka topic ids: a re-created topic restarts at offset 0 and must not inherit the
+        # stored state of its predecessor.
+        self._topic_ids = dict(topic_ids or {})
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._max_message_bytes = max_message_bytes
@@ -100,7 +104,7 @@ class LabelPipeline:
             quality.annotators[:0] = recovered.annotators
             quality.checkpoints[:0] = recovered.checkpoints
             self._observe_quality(self._tracker, quality)
-        tables = sink_rows(valid, quality, datetime.now(UTC))
+        tables = sink_rows(valid, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
         written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
         self._metrics.sink_batch_seconds.labels("label_events").observe(
@@ -117,12 +121,15 @@ class LabelPipeline:
         for topic, partition in {(s.topic, s.partition) for _, s in valid}:
             if tracker.has_shard(topic, partition):
                 continue
+            topic_id = self._topic_ids.get(topic, "")
             checkpoint = await self._read_back(
-                functools.partial(self._tables.load_checkpoint, topic, partition)
+                functools.partial(self._tables.load_checkpoint, topic, topic_id, partition)
             )
             after = -1 if checkpoint is None else checkpoint.last_offset
             later = await self._read_back(
-                functools.partial(self._tables.stored_labels_after, topic, partition, after)
+                functools.partial(
+                    self._tables.stored_labels_after, topic, topic_id, partition, after
+                )
             )
             restored = tracker.restore(topic, partition, checkpoint, later)
             log.info(

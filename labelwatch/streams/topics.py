@@ -50,6 +50,16 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         admin.close()
 
 
+def topic_ids(settings: Settings, topics: list[str] | None = None) -> dict[str, str]:
+    """Kafka's id of each topic: it changes when a topic is deleted and created again."""
+    admin = _admin(settings, 30.0)
+    try:
+        described = admin.describe_topics(topics or input_topics(settings))
+    finally:
+        admin.close()
+    return {str(t["name"]): str(t["topic_id"]) for t in described}
+
+
 def _spec(settings: Settings, max_message_bytes: int | None) -> dict[str, object]:
     configs = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
     return {

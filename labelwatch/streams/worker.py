@@ -10,13 +10,14 @@ from labelwatch.settings import Settings
 from labelwatch.sinks.clickhouse import connect, database_name
 from labelwatch.sinks.migrations import migrate
 from labelwatch.streams.app import create_app
-from labelwatch.streams.topics import ensure_topics
+from labelwatch.streams.topics import ensure_topics, topic_ids
 
 log = logging.getLogger(__name__)
 
 
-def prepare(settings: Settings) -> None:
-    """Create missing topics and apply pending ClickHouse migrations (both idempotent)."""
+def prepare(settings: Settings) -> dict[str, str]:
+    """Create missing topics and apply pending ClickHouse migrations (both idempotent);
+    returns the input topics' Kafka ids."""
     created = ensure_topics(settings)
     if created:
         log.info("created topics: %s", ", ".join(created))
@@ -26,6 +27,7 @@ def prepare(settings: Settings) -> None:
             log.info("applied migration %04d %s", migration.version, migration.name)
     finally:
         client.close()
+    return topic_ids(settings)
 
 
 def run_worker(settings: Settings) -> int:
@@ -37,8 +39,7 @@ def run_worker(settings: Settings) -> int:
         settings.web_host,
         settings.web_port,
     )
-    prepare(settings)
-    app = create_app(settings)
+    app = create_app(settings, topic_ids=prepare(settings))
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()  # exits the process with the worker's status
     return 0

@@ -26,8 +26,8 @@ class NoDeadLetters:
         raise AssertionError(f"unexpected rejects: {rejects}")
 
 
-def messages(n: int) -> list[RawMessage]:
-    sim = LabelingSimulator(SimulationConfig(seed=21, events_per_second=20.0))
+def messages(n: int, run_id: str = "sim") -> list[RawMessage]:
+    sim = LabelingSimulator(SimulationConfig(seed=21, events_per_second=20.0, run_id=run_id))
     offsets = [0, 0]
     out = []
     for label in islice(sim.labels(datetime(2026, 4, 1, tzinfo=UTC)), n):
@@ -37,7 +37,7 @@ def messages(n: int) -> list[RawMessage]:
     return out
 
 
-def pipeline(settings: Settings) -> tuple[LabelPipeline, ClickHouseWriter]:
+def pipeline(settings: Settings, topic_id: str = "t1") -> tuple[LabelPipeline, ClickHouseWriter]:
     writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
     tracker = QualityTracker(snapshot_seconds=10.0, checkpoint_every_labels=150)
     return (
@@ -47,6 +47,7 @@ def pipeline(settings: Settings) -> tuple[LabelPipeline, ClickHouseWriter]:
             dead_letters=NoDeadLetters(),
             metrics=Metrics(),
             max_message_bytes=4096,
+            topic_ids={"labels": topic_id},
         ),
         writer,
     )
@@ -106,3 +107,28 @@ def test_restart_recovers_models_exactly(ch_settings: Settings) -> None:
     assert got["labels"] == expected["labels"] == (1200, 1200)
     assert len(expected["items"]) > 300 and got["items"] == expected["items"]
     assert len(expected["reliability"]) > 50 and got["reliability"] == expected["reliability"]
+
+
+def test_a_recreated_topic_does_not_inherit_the_old_topics_state(ch_settings: Settings) -> None:
+    client = connect(settings=ch_settings)
+    migrate(client, database_name(ch_settings))
+    client.close()
+    p, writer = pipeline(ch_settings, topic_id="old")
+    feed(p, messages(400, run_id="old"))
+    writer.close()
+    # The topic is deleted and created again: offsets start from 0 with new events.
+    p, writer = pipeline(ch_settings, topic_id="new")
+    feed(p, messages(400, run_id="new"))
+    writer.close()
+    db = database_name(ch_settings)
+    client = connect(settings=ch_settings)
+    try:
+        votes = client.query(
+            f"SELECT position(item_id, 'new') > 0, sum(n_votes) FROM {db}.item_consensus FINAL "
+            "GROUP BY 1 ORDER BY 1"
+        ).result_rows
+    finally:
+        client.close()
+    # Every new label was learned (none skipped as "already applied" by old offsets), and
+    # the old topic's items were not replayed into the new shards.
+    assert votes == [(0, 400), (1, 400)]
