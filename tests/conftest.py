@@ -17,6 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
+def datasets() -> Path:
+    """The shared crowdsourcing data sets: ``$LABELWATCH_DATASETS``, else ``shared/datasets``
+    beside the repository (where CI puts it). Missing data fails the test, never skips it."""
+    given = os.environ.get("LABELWATCH_DATASETS")
+    path = Path(given) if given else REPO.parent / "shared" / "datasets"
+    if not (path / "duck" / "labels.csv").is_file():
+        pytest.fail(f"shared data sets not found at {path} (set LABELWATCH_DATASETS)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One chDB directory for the whole session: chDB opens one path per process at a time."""
     return tmp_path_factory.mktemp("chdb")

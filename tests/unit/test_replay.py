@@ -10,8 +10,6 @@ import pytest
 from labelwatch.cli import main
 from labelwatch.replay import ReplayInputError, ordered, read_labels, replay, summary
 
-DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
-
 
 def write(tmp_path: Path, text: str, name: str = "labels.csv") -> Path:
     path = tmp_path / name
@@ -80,8 +78,10 @@ def test_shuffle_is_seeded(tmp_path: Path) -> None:
     assert ordered(rows, None) == rows
 
 
-def test_json_summary_on_a_shared_dataset(capsys: pytest.CaptureFixture[str]) -> None:
-    labels, truth = DATASETS / "duck" / "labels.csv", DATASETS / "duck" / "truth.csv"
+def test_json_summary_on_a_shared_dataset(
+    datasets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels, truth = datasets / "duck" / "labels.csv", datasets / "duck" / "truth.csv"
     assert main(["replay", str(labels), "--truth", str(truth), "--shuffle", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (out["labels"], out["items"], out["annotators"]) == (4212, 108, 39)
