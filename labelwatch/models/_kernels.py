@@ -119,7 +119,7 @@ def rescore(i, new_vote, work, items, annotators, mass, n_classes, params):  # t
 
 @njit(cache=True, nogil=True)
 def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_state,  # type: ignore[no-untyped-def]
-                expired, params, refresh, max_votes, at_label, refreshed, at_refresh):
+                expired, params, refresh, max_votes, at_label, refreshed, at_refresh, evidence):
     """Learn labels ``start, start + 1, ...`` of ``batch`` in order.
 
     ``batch = (item_slots, annotator_slots, labels, golds, times, classes_known)``, where
@@ -131,7 +131,10 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     ``at_label[t]`` receives label ``t``'s item posterior right after learning it: the
     consensus "at the time of the label", whatever the batching. Likewise ``refreshed[t, r]``
     is the ``r``-th item the sweep re-scored after label ``t`` (-1: none) and
-    ``at_refresh[t, r]`` its posterior then.
+    ``at_refresh[t, r]`` its posterior then. ``evidence[t]`` is how likely label ``t`` was
+    correct judging by the *other* votes and gold of its item just before it (the item's
+    credited posterior at that moment, read at the label; NaN when there was nothing to go
+    by): a correctness signal in which the annotator's own answer plays no part.
 
     Returns ``(next, n_expired)``: the kernel stops after the first label whose sweep expired
     items, so the caller can close them and resume at ``next``. With that and
@@ -160,6 +163,11 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
             continue  # the same answer again (e.g. a re-sent event): nothing new to learn
         if g >= 0:
             gold[i] = g
+            evidence[t] = 1.0 if g == label else 0.0
+        elif n > (1 if previous >= 0 else 0):
+            evidence[t] = items[4][i, label]
+        else:
+            evidence[t] = np.nan
         if not math.isnan(now):
             last_seen[i] = now
         last_label[i] = first_seq + t

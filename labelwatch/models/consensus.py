@@ -67,10 +67,13 @@ class BatchReads:
 
     ``labels[t]``: (label, confidence) of label ``t``'s item right after it was learned.
     ``refreshed``: (t, item, label, confidence) for each item the sweep re-scored after
-    label ``t``, in order."""
+    label ``t``, in order. ``evidence[t]``: the probability that label ``t`` is right judging
+    by its item's other votes (or gold) just before it, ``None`` with nothing to judge by;
+    the annotator's own answer plays no part, so it is a fair correctness signal."""
 
     labels: list[tuple[str | None, float]]
     refreshed: list[tuple[int, str, str | None, float]]
+    evidence: list[float | None]
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,7 @@ class StreamingConsensus(base.Base):
         """:meth:`learn_many`, also returning each label's item consensus right after that
         label was learned, and the consensus of every item the sweep re-scored on the way:
         what a live table of item consensus needs, the same whatever the batching."""
-        reads = BatchReads([], [])
+        reads = BatchReads([], [], [])
         self._learn_many(xs, reads)
         return reads
 
@@ -282,6 +285,7 @@ class StreamingConsensus(base.Base):
         at_label = np.zeros((len(slots), width))
         refreshed = np.full((len(slots), refresh), -1, dtype=np.int64)
         at_refresh = np.zeros((len(slots), refresh, width))
+        evidence = np.full(len(slots), np.nan)
         params = self._params()
         first_seq = self.n_labels_
         items, annotators = self._item_arrays(), rel.arrays()
@@ -303,6 +307,7 @@ class StreamingConsensus(base.Base):
                 at_label,
                 refreshed,
                 at_refresh,
+                evidence,
             )
             if reads is not None:
                 self._collect_refreshed(reads, refreshed, at_refresh)
@@ -319,6 +324,7 @@ class StreamingConsensus(base.Base):
         self._enforce_cap()
         if reads is not None:
             reads.labels.extend(self._best(at_label))
+            reads.evidence.extend(None if np.isnan(e) else float(e) for e in evidence.tolist())
 
     def _best(self, posteriors: NDArray[np.float64]) -> list[tuple[str | None, float]]:
         """(label, confidence) of each posterior row (``None`` for an all-zero row)."""

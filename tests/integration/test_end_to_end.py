@@ -97,25 +97,37 @@ def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
     records += [(str(e["item_id"]).encode(), encode_event(e)) for e in events[:N_RESENT]]
     malformed_sent = [value for key, value in records if key == b"poison"]
 
-    worker = WorkerProcess.start(settings, tmp_path / "worker.log", env=e2e_env)
-    try:
-        produce(settings, settings.topic_labels, records)
-        assert wait_for_lag_zero(settings, timeout_s=120) == 0
-        metrics = worker.get("/metrics").decode()
-    finally:
-        exit_code = worker.stop()
-    assert exit_code == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    # Two worker lifetimes: the second must recover the models from ClickHouse and not
+    # train them twice on anything the first one already learned.
+    half = len(records) // 2
+    metrics = []
+    for run, part in enumerate((records[:half], records[half:])):
+        log = tmp_path / f"worker{run}.log"
+        worker = WorkerProcess.start(settings, log, env=e2e_env)
+        try:
+            produce(settings, settings.topic_labels, part)
+            assert wait_for_lag_zero(settings, timeout_s=120) == 0
+            metrics.append(worker.get("/metrics").decode())
+        finally:
+            exit_code = worker.stop()
+        assert exit_code == 0, log.read_text()[-3000:]
+    assert "restored: checkpoint at offset" in (tmp_path / "worker1.log").read_text()
 
     topic = settings.topic_labels
-    assert f'labelwatch_events_consumed_total{{topic="{topic}"}} {float(len(records))}' in metrics
-    valid_seen = float(N_EVENTS + N_RESENT)
-    assert f'labelwatch_events_valid_total{{topic="{topic}"}} {valid_seen}' in metrics
-    dead_total = sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("labelwatch_events_dead_lettered_total{")
-    )
-    assert dead_total == len(malformed_sent)
+
+    def counter(name: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for text in metrics
+            for line in text.splitlines()
+            if line.startswith(f"{name}{{")
+        )
+
+    # SIGTERM committed what the first worker acked: the second one started after it.
+    assert counter("labelwatch_events_consumed_total") == len(records)
+    assert counter("labelwatch_events_valid_total") == N_EVENTS + N_RESENT
+    assert counter("labelwatch_events_dead_lettered_total") == len(malformed_sent)
+    assert f'labelwatch_events_consumed_total{{topic="{topic}"}}' in metrics[1]
 
     # Every valid event exactly once in ClickHouse, with the fields it was sent with.
     client = connect(settings=settings)
