@@ -119,7 +119,8 @@ def rescore(i, new_vote, work, items, annotators, mass, n_classes, params):  # t
 
 @njit(cache=True, nogil=True)
 def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_state,  # type: ignore[no-untyped-def]
-                expired, params, refresh, max_votes, at_label, refreshed, at_refresh, evidence):
+                expired, params, refresh, max_votes, at_label, refreshed, at_refresh, evidence,
+                sharpness):
     """Learn labels ``start, start + 1, ...`` of ``batch`` in order.
 
     ``batch = (item_slots, annotator_slots, labels, golds, times, classes_known)``, where
@@ -135,6 +136,8 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     correct judging by the *other* votes and gold of its item just before it (the item's
     credited posterior at that moment, read at the label; NaN when there was nothing to go
     by): a correctness signal in which the annotator's own answer plays no part.
+    ``sharpness[t]`` is the sum of squares of that posterior: how much the signal can say
+    (``1/K`` for a uniform posterior, 1 for a certain one).
 
     Returns ``(next, n_expired)``: the kernel stops after the first label whose sweep expired
     items, so the caller can close them and resume at ``next``. With that and
@@ -164,8 +167,13 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
         if g >= 0:
             gold[i] = g
             evidence[t] = 1.0 if g == label else 0.0
+            sharpness[t] = 1.0
         elif n > (1 if previous >= 0 else 0):
             evidence[t] = items[4][i, label]
+            s2 = 0.0
+            for k in range(n_classes):
+                s2 += items[4][i, k] * items[4][i, k]
+            sharpness[t] = s2
         else:
             evidence[t] = np.nan
         if not math.isnan(now):

@@ -67,13 +67,14 @@ class BatchReads:
 
     ``labels[t]``: (label, confidence) of label ``t``'s item right after it was learned.
     ``refreshed``: (t, item, label, confidence) for each item the sweep re-scored after
-    label ``t``, in order. ``evidence[t]``: the probability that label ``t`` is right judging
-    by its item's other votes (or gold) just before it, ``None`` with nothing to judge by;
-    the annotator's own answer plays no part, so it is a fair correctness signal."""
+    label ``t``, in order. ``evidence[t]``: (the probability that label ``t`` is right judging
+    by its item's other votes or gold just before it, the sum of squares of that posterior),
+    ``None`` with nothing to judge by; the annotator's own answer plays no part, so it is a
+    fair correctness signal, and the sharpness says how much it can tell."""
 
     labels: list[tuple[str | None, float]]
     refreshed: list[tuple[int, str, str | None, float]]
-    evidence: list[float | None]
+    evidence: list[tuple[float, float] | None]
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,7 @@ class StreamingConsensus(base.Base):
         refreshed = np.full((len(slots), refresh), -1, dtype=np.int64)
         at_refresh = np.zeros((len(slots), refresh, width))
         evidence = np.full(len(slots), np.nan)
+        sharpness = np.full(len(slots), np.nan)
         params = self._params()
         first_seq = self.n_labels_
         items, annotators = self._item_arrays(), rel.arrays()
@@ -308,6 +310,7 @@ class StreamingConsensus(base.Base):
                 refreshed,
                 at_refresh,
                 evidence,
+                sharpness,
             )
             if reads is not None:
                 self._collect_refreshed(reads, refreshed, at_refresh)
@@ -324,7 +327,10 @@ class StreamingConsensus(base.Base):
         self._enforce_cap()
         if reads is not None:
             reads.labels.extend(self._best(at_label))
-            reads.evidence.extend(None if np.isnan(e) else float(e) for e in evidence.tolist())
+            reads.evidence.extend(
+                None if np.isnan(e) else (float(e), float(s2))
+                for e, s2 in zip(evidence.tolist(), sharpness.tolist(), strict=True)
+            )
 
     def _best(self, posteriors: NDArray[np.float64]) -> list[tuple[str | None, float]]:
         """(label, confidence) of each posterior row (``None`` for an all-zero row)."""
