@@ -91,6 +91,21 @@ class KafkaError(RuntimeError):
     """Raised when the broker cannot be fetched, started or reached."""
 
 
+def _run_checked(cmd: list[str], what: str, cwd: Path | None = None) -> None:
+    """Run a tool to completion; on failure show the tail of its output and raise."""
+    proc = subprocess.run(
+        cmd,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-8000:])
+        raise KafkaError(f"{what} failed (exit {proc.returncode})")
+
+
 def _log(msg: str) -> None:
     # stdout is reserved for the bootstrap address, so all chatter goes here.
     print(f"[local_kafka] {msg}", file=sys.stderr, flush=True)
@@ -239,7 +254,7 @@ def fetch(version: str | None = None) -> Path:
         shutil.rmtree(libs, ignore_errors=True)
         _log(f"fetching Kafka {version} jars with Maven into {libs}")
         t0 = time.monotonic()
-        proc = subprocess.run(
+        _run_checked(
             [
                 mvn,
                 "-q",
@@ -250,15 +265,9 @@ def fetch(version: str | None = None) -> Path:
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={libs}",
             ],
+            f"mvn fetching Kafka {version}",
             cwd=cdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
         )
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stdout[-8000:])
-            raise KafkaError(f"mvn failed (exit {proc.returncode}) fetching Kafka {version}")
         if not list(libs.glob(f"kafka_{SCALA_BINARY}-{version}*.jar")):
             raise KafkaError(f"mvn succeeded but no kafka_{SCALA_BINARY}-{version} jar in {libs}")
         marker.write_text(fingerprint + "\n")
@@ -567,7 +576,7 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float) -> State:
     props.write_text(_server_properties(rdir, broker_port, controller_port))
 
     cluster_id = _new_cluster_id()
-    fmt = subprocess.run(
+    _run_checked(
         [
             *_java_cmd(cdir, rdir, "-Xmx256m"),
             "kafka.tools.StorageTool",
@@ -577,14 +586,8 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float) -> State:
             "-c",
             str(props),
         ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        "kafka-storage format",
     )
-    if fmt.returncode != 0:
-        sys.stderr.write(fmt.stdout[-8000:])
-        raise KafkaError(f"kafka-storage format failed (exit {fmt.returncode})")
 
     with open(rdir / CONSOLE_LOG, "wb") as out:
         # New session: the broker outlives this script and ignores our terminal's ^C.

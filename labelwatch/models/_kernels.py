@@ -144,7 +144,7 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     ``classes_known``, a batch learns exactly what the same labels one by one would.
     """
     item_slots, ann_slots, labels, golds, times, classes_known = batch
-    votes_ann, votes_lab, n_votes, gold, _, last_seen, last_label = items
+    votes_ann, votes_lab, n_votes, gold, post, last_seen, last_label = items
     stats = annotators[4]
     width = mass.shape[0]
     work = (np.empty(width), np.empty(width), np.empty(width))
@@ -162,17 +162,17 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
                 break
         if previous >= 0 and votes_lab[i, previous] == label:
             for k in range(n_classes):
-                at_label[t, k] = items[4][i, k]
+                at_label[t, k] = post[i, k]
             continue  # the same answer again (e.g. a re-sent event): nothing new to learn
         if g >= 0:
             gold[i] = g
             evidence[t] = 1.0 if g == label else 0.0
             sharpness[t] = 1.0
         elif n > (1 if previous >= 0 else 0):
-            evidence[t] = items[4][i, label]
+            evidence[t] = post[i, label]
             s2 = 0.0
             for k in range(n_classes):
-                s2 += items[4][i, k] * items[4][i, k]
+                s2 += post[i, k] * post[i, k]
             sharpness[t] = s2
         else:
             evidence[t] = np.nan
@@ -187,9 +187,9 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
                 stats[a, 2] += (g == label) - (g == old)
             q = work[0]
             for k in range(n_classes):
-                q[k] = -items[4][i, k]
+                q[k] = -post[i, k]
             credit(annotators, a, old, q, n_classes)
-            credit(annotators, a, label, items[4][i], n_classes)
+            credit(annotators, a, label, post[i], n_classes)
             votes_lab[i, previous] = label
             rescore(i, False, work, items, annotators, mass, n_classes, params)
         else:
@@ -214,7 +214,7 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
                     at_label[t, k] = q[k]
         if n < max_votes or previous >= 0:
             for k in range(n_classes):
-                at_label[t, k] = items[4][i, k]
+                at_label[t, k] = post[i, k]
         for r in range(refresh):
             size = sweep_state[1]
             if size == 0:
@@ -233,7 +233,7 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
                 rescore(other, False, work, items, annotators, mass, n_classes, params)
                 refreshed[t, r] = other
                 for k in range(n_classes):
-                    at_refresh[t, r, k] = items[4][other, k]
+                    at_refresh[t, r, k] = post[other, k]
         if n_expired:
             return t + 1, n_expired
     return item_slots.shape[0], n_expired

@@ -112,6 +112,12 @@ class QualityOutput:
     annotators: list[AnnotatorSnapshot] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
 
+    def extend(self, other: QualityOutput) -> None:
+        """Append ``other``'s snapshots and checkpoints (outcomes belong to one batch only)."""
+        self.items += other.items
+        self.annotators += other.annotators
+        self.checkpoints += other.checkpoints
+
 
 @dataclass
 class _Shard:

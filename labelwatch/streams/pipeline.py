@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -89,7 +90,7 @@ class LabelPipeline:
                 valid.append(
                     (event, SourcePosition(message.topic, message.partition, message.offset))
                 )
-        self._count_decoded(batch, valid, rejects)
+        self._count_decoded(batch, valid)
         if rejects:
             await self._retrying("dead_letter", lambda: self._dead_letters.send(rejects))
             for message, reject in rejects:
@@ -98,11 +99,10 @@ class LabelPipeline:
             return
         quality = QualityOutput()
         if self._tracker is not None:
-            recovered = await self._restore_shards(self._tracker, valid)
-            quality = self._tracker.apply(valid)
-            quality.items[:0] = recovered.items
-            quality.annotators[:0] = recovered.annotators
-            quality.checkpoints[:0] = recovered.checkpoints
+            quality = await self._restore_shards(self._tracker, valid)
+            applied = self._tracker.apply(valid)
+            quality.outcomes = applied.outcomes
+            quality.extend(applied)
             self._observe_quality(self._tracker, quality)
         tables = sink_rows(valid, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
@@ -139,9 +139,7 @@ class LabelPipeline:
                 after,
                 len(later),
             )
-            out.items += restored.items
-            out.annotators += restored.annotators
-            out.checkpoints += restored.checkpoints
+            out.extend(restored)
         return out
 
     async def _read_back(self, read: Callable[[], T]) -> T:
@@ -159,17 +157,10 @@ class LabelPipeline:
         self,
         batch: Sequence[RawMessage],
         valid: Sequence[tuple[LabelEvent, SourcePosition]],
-        rejects: Sequence[tuple[RawMessage, InvalidEvent]],
     ) -> None:
-        per_topic: dict[str, int] = {}
-        for message in batch:
-            per_topic[message.topic] = per_topic.get(message.topic, 0) + 1
-        for topic, n in per_topic.items():
+        for topic, n in Counter(message.topic for message in batch).items():
             self._metrics.events_consumed.labels(topic).inc(n)
-        per_topic.clear()
-        for _, source in valid:
-            per_topic[source.topic] = per_topic.get(source.topic, 0) + 1
-        for topic, n in per_topic.items():
+        for topic, n in Counter(source.topic for _, source in valid).items():
             self._metrics.events_valid.labels(topic).inc(n)
 
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
