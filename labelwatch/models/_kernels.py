@@ -35,15 +35,25 @@ P_STRENGTH, P_POP_STRENGTH, P_POP_ACCURACY, P_CLASS_PRIOR, P_TTL = range(5)
 
 
 @njit(cache=True, nogil=True)
-def likelihood(out, annotators, a, label, n_classes, params):  # type: ignore[no-untyped-def]
-    """``out[k] = pi_a[k][label]``: annotator ``a``'s smoothed chance of answering ``label``."""
-    counts, rows, pop, pop_rows, _ = annotators
-    s, b, acc = params[P_STRENGTH], params[P_POP_STRENGTH], params[P_POP_ACCURACY]
+def population_column(out, annotators, label, n_classes, params):  # type: ignore[no-untyped-def]
+    """``out[k]``: the population's smoothed chance of answering ``label`` for true class ``k``
+    (the prior each annotator's matrix is shrunk toward)."""
+    _, _, pop, pop_rows, _ = annotators
+    b, acc = params[P_POP_STRENGTH], params[P_POP_ACCURACY]
     off = (1.0 - acc) / (n_classes - 1) if n_classes > 1 else 0.0
     for k in range(n_classes):
         base = acc if k == label else off
-        prior = (pop[k, label] + b * base) / (pop_rows[k] + b)
-        out[k] = (counts[a, k, label] + s * prior) / (rows[a, k] + s)
+        out[k] = (pop[k, label] + b * base) / (pop_rows[k] + b)
+
+
+@njit(cache=True, nogil=True)
+def likelihood(out, annotators, a, label, n_classes, params):  # type: ignore[no-untyped-def]
+    """``out[k] = pi_a[k][label]``: annotator ``a``'s smoothed chance of answering ``label``."""
+    counts, rows = annotators[0], annotators[1]
+    s = params[P_STRENGTH]
+    population_column(out, annotators, label, n_classes, params)
+    for k in range(n_classes):
+        out[k] = (counts[a, k, label] + s * out[k]) / (rows[a, k] + s)
 
 
 @njit(cache=True, nogil=True)
@@ -120,7 +130,7 @@ def rescore(i, new_vote, work, items, annotators, mass, n_classes, params):  # t
 @njit(cache=True, nogil=True)
 def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_state,  # type: ignore[no-untyped-def]
                 expired, params, refresh, max_votes, at_label, refreshed, at_refresh, evidence,
-                sharpness):
+                sharpness, before, pop_col, ann_col, ann_rows):
     """Learn labels ``start, start + 1, ...`` of ``batch`` in order.
 
     ``batch = (item_slots, annotator_slots, labels, golds, times, classes_known)``, where
@@ -137,7 +147,11 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
     credited posterior at that moment, read at the label; NaN when there was nothing to go
     by): a correctness signal in which the annotator's own answer plays no part.
     ``sharpness[t]`` is the sum of squares of that posterior: how much the signal can say
-    (``1/K`` for a uniform posterior, 1 for a certain one).
+    (``1/K`` for a uniform posterior, 1 for a certain one). ``before[t]`` is the item's
+    posterior from its gold or other votes just before label ``t`` (the class prior for a first
+    vote; NaN in column 0 for a correction) and ``pop_col[t, k]`` the population's smoothed
+    chance of answering label ``t``'s label for true class ``k``: what the drift detectors
+    need to say how expected an answer was.
 
     Returns ``(next, n_expired)``: the kernel stops after the first label whose sweep expired
     items, so the caller can close them and resume at ``next``. With that and
@@ -176,6 +190,30 @@ def learn_batch(start, batch, first_seq, items, annotators, mass, sweep, sweep_s
             sharpness[t] = s2
         else:
             evidence[t] = np.nan
+        if previous < 0:
+            # What the item said before this vote (gold, other votes or the class prior) and
+            # the population's chances of this answer per true class.
+            if g >= 0:
+                for k in range(n_classes):
+                    before[t, k] = 0.0
+                before[t, g] = 1.0
+            elif n > 0:
+                for k in range(n_classes):
+                    before[t, k] = post[i, k]
+            else:
+                z = 0.0
+                for k in range(n_classes):
+                    before[t, k] = mass[k] + params[P_CLASS_PRIOR]
+                    z += before[t, k]
+                for k in range(n_classes):
+                    before[t, k] /= z
+            population_column(pop_col[t], annotators, label, n_classes, params)
+            counts, rows = annotators[0], annotators[1]
+            for k in range(n_classes):
+                ann_col[t, k] = counts[a, k, label]
+                ann_rows[t, k] = rows[a, k]
+        else:
+            before[t, 0] = np.nan
         if not math.isnan(now):
             last_seen[i] = now
         last_label[i] = first_seq + t

@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 from river import base
 
 from labelwatch.models import _kernels
+from labelwatch.models.drift import AnswerContext
 from labelwatch.models.reliability import AnnotatorReliability
 
 __all__ = ["BatchReads", "ItemConsensus", "StreamingConsensus", "warm_up"]
@@ -70,11 +71,15 @@ class BatchReads:
     label ``t``, in order. ``evidence[t]``: (the probability that label ``t`` is right judging
     by its item's other votes or gold just before it, the sum of squares of that posterior),
     ``None`` with nothing to judge by; the annotator's own answer plays no part, so it is a
-    fair correctness signal, and the sharpness says how much it can tell."""
+    fair correctness signal, and the sharpness says how much it can tell. ``contexts[t]``:
+    what the model knew about label ``t`` when it arrived (see
+    :class:`~labelwatch.models.drift.AnswerContext`), ``None`` for a correction: what the
+    drift detectors test against."""
 
     labels: list[tuple[str | None, float]]
     refreshed: list[tuple[int, str, str | None, float]]
     evidence: list[tuple[float, float] | None]
+    contexts: list[AnswerContext | None]
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,7 @@ class StreamingConsensus(base.Base):
         """:meth:`learn_many`, also returning each label's item consensus right after that
         label was learned, and the consensus of every item the sweep re-scored on the way:
         what a live table of item consensus needs, the same whatever the batching."""
-        reads = BatchReads([], [], [])
+        reads = BatchReads([], [], [], [])
         self._learn_many(xs, reads)
         return reads
 
@@ -288,6 +293,10 @@ class StreamingConsensus(base.Base):
         at_refresh = np.zeros((len(slots), refresh, width))
         evidence = np.full(len(slots), np.nan)
         sharpness = np.full(len(slots), np.nan)
+        before = np.zeros((len(slots), width))
+        pop_col = np.zeros((len(slots), width))
+        ann_col = np.zeros((len(slots), width))
+        ann_rows = np.zeros((len(slots), width))
         params = self._params()
         first_seq = self.n_labels_
         items, annotators = self._item_arrays(), rel.arrays()
@@ -311,6 +320,10 @@ class StreamingConsensus(base.Base):
                 at_refresh,
                 evidence,
                 sharpness,
+                before,
+                pop_col,
+                ann_col,
+                ann_rows,
             )
             if reads is not None:
                 self._collect_refreshed(reads, refreshed, at_refresh)
@@ -331,6 +344,22 @@ class StreamingConsensus(base.Base):
                 None if np.isnan(e) else (float(e), float(s2))
                 for e, s2 in zip(evidence.tolist(), sharpness.tolist(), strict=True)
             )
+            s = rel.prior_strength
+            for t, k in enumerate(batch[4].tolist()):
+                row = before[t, :k]
+                reads.contexts.append(
+                    None
+                    if np.isnan(row[0])
+                    else AnswerContext(
+                        int(batch[1][t]),
+                        row.tolist(),
+                        pop_col[t, :k].tolist(),
+                        ann_col[t, :k].tolist(),
+                        ann_rows[t, :k].tolist(),
+                        at_label[t, :k].tolist(),
+                        s,
+                    )
+                )
 
     def _best(self, posteriors: NDArray[np.float64]) -> list[tuple[str | None, float]]:
         """(label, confidence) of each posterior row (``None`` for an all-zero row)."""

@@ -32,7 +32,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
+from labelwatch.models.drift import AnswerContext
+from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig
 from labelwatch.schemas import LabelEvent, SourcePosition
+from labelwatch.schemas.alerts import Alert, alert_id
 
 __all__ = [
     "AnnotatorSnapshot",
@@ -111,18 +114,21 @@ class QualityOutput:
     items: list[ItemSnapshot] = field(default_factory=list)
     annotators: list[AnnotatorSnapshot] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
     def extend(self, other: QualityOutput) -> None:
         """Append ``other``'s snapshots and checkpoints (outcomes belong to one batch only)."""
         self.items += other.items
         self.annotators += other.annotators
         self.checkpoints += other.checkpoints
+        self.alerts += other.alerts
 
 
 @dataclass
 class _Shard:
     key: ShardKey
     models: dict[str, StreamingConsensus] = field(default_factory=dict)
+    monitors: dict[str, AnnotatorMonitor] = field(default_factory=dict)
     last_offset: int = -1
     n_labels: int = 0
     since_checkpoint: int = 0
@@ -139,8 +145,10 @@ class QualityTracker:
         model_factory: Callable[[], StreamingConsensus] = StreamingConsensus,
         snapshot_seconds: float = 60.0,
         checkpoint_every_labels: int = 50_000,
+        monitor_config: MonitorConfig | None = None,
     ) -> None:
         self.model_factory = model_factory
+        self.monitor_config = monitor_config
         self.snapshot_seconds = snapshot_seconds
         self.checkpoint_every_labels = checkpoint_every_labels
         self._shards: dict[ShardKey, _Shard] = {}
@@ -168,6 +176,10 @@ class QualityTracker:
                 model = self.model_factory()
                 model.load_state(state)
                 shard.models[project] = model
+            for project, state in data.get("monitors", {}).items():
+                monitor = AnnotatorMonitor(self.monitor_config)
+                monitor.load_state(state)
+                shard.monitors[project] = monitor
             shard.last_offset = checkpoint.last_offset
             shard.n_labels = checkpoint.n_labels
             shard.next_snapshot = data["next_snapshot"]
@@ -297,6 +309,10 @@ class QualityTracker:
                 last_read[item_id] = (indices[t], read)
             for i, read in zip(indices, reads.labels, strict=True):
                 outcomes[i] = _outcome(events[i][0], read)
+            monitor = shard.monitors.get(project)
+            if monitor is None:
+                monitor = shard.monitors[project] = AnnotatorMonitor(self.monitor_config)
+            out.alerts += _watch(monitor, model, project, name, events, indices, reads.contexts)
             for item_id, (i, (label, confidence)) in last_read.items():
                 if item_id in model:
                     n_votes, gold = model.votes_and_gold(item_id)
@@ -331,6 +347,7 @@ class QualityTracker:
         shard.since_checkpoint = 0
         state = {
             "models": {p: m.to_state() for p, m in shard.models.items()},
+            "monitors": {p: m.to_state() for p, m in shard.monitors.items()},
             "next_snapshot": shard.next_snapshot,
             "touched": {p: sorted(a) for p, a in shard.touched.items()},
         }
@@ -341,6 +358,60 @@ class QualityTracker:
             shard.n_labels,
             json.dumps(state, separators=(",", ":")),
         )
+
+
+def _watch(
+    monitor: AnnotatorMonitor,
+    model: StreamingConsensus,
+    project: str,
+    shard: str,
+    events: Sequence[tuple[LabelEvent, SourcePosition]],
+    indices: Sequence[int],
+    contexts: Sequence[AnswerContext | None],
+) -> list[Alert]:
+    """Run the annotator monitor over one project's labels of a segment; the alerts raised."""
+    reliability = model.reliability
+
+    def lookup(annotator: str) -> tuple[int, float, float]:
+        report = reliability.report(annotator)
+        return report.n_labels, report.accuracy_low, report.accuracy_high
+
+    alerts: list[Alert] = []
+    for i, ctx in zip(indices, contexts, strict=True):
+        event, source = events[i]
+        gold = None if event.gold_label is None else event.label == event.gold_label
+        findings = monitor.observe(
+            event.annotator_id,
+            ctx,
+            reliability.class_index(event.label),
+            reliability.n_classes if ctx is None else ctx.n_classes,
+            event.duration_ms,
+            event.ts.timestamp(),
+            gold,
+            lookup,
+            source.offset,
+        )
+        for f in findings:
+            alerts.append(
+                Alert(
+                    alert_id=alert_id(f.kind, project, f.annotator, shard, f.opened_at),
+                    kind=f.kind,
+                    state=f.state,
+                    severity=f.severity,
+                    ts=event.ts,
+                    project=project,
+                    annotator_id=f.annotator,
+                    score=f.score,
+                    threshold=f.threshold,
+                    reason=f.reason,
+                    evidence=f.evidence,
+                    detector=f.detector,
+                    shard=shard,
+                    offset=source.offset,
+                    opened_offset=f.opened_at,
+                )
+            )
+    return alerts
 
 
 def _next_tick(now: float, every: float) -> float:

@@ -1,0 +1,250 @@
+"""Spammer rules and a behaviour-anomaly score per annotator.
+
+Spammer rules. A spammer's answers carry no information about the items: the answer does
+not depend on the true class. Two ways to spot it, both explained in the alert:
+
+* *No agreement beyond chance* (constant or uniform-random answering): a chance-corrected
+  agreement with the consensus of the item's other votes, in the spirit of Cohen's kappa,
+  with soft votes: ``kappa = sum(x - e) / sum(s2 - e)``, where for each label ``x`` is the
+  probability that the answer is right judging by the other votes (or gold), ``e`` what an
+  annotator answering independently of the item with this annotator's mix of answers would
+  get (``sum_c mix[c] * before[c]``, with the annotator's mix of answers so far) and ``s2``
+  what a perfect annotator would get (``sum_c before[c]^2``). ``kappa`` is near 0 for a
+  spammer, whatever the class balance (a constant answer on a 90% class agrees 90% of the
+  time, and so would anyone answering blindly), and near 1 for a perfect annotator.
+* *Impossibly fast*: the median time per answer over the last answers is below
+  ``fast_answer_ms``.
+
+Anomaly score. Each annotator is described by online features (log median time per answer,
+entropy and top share of the answer mix, agreement with consensus, gold accuracy, burstiness
+of the arrival times). The population's median and spread of each feature are taken over
+a sliding window of the values the population reported lately, and the annotator's score
+is the largest robust z-score ``|feature - median| / (IQR / 1.349)`` over the features,
+naming the feature. A score above ``anomaly_threshold`` is unusual for this population,
+not necessarily wrong.
+
+References
+----------
+Cohen, J. (1960). A coefficient of agreement for nominal scales. Educational and Psychological
+Measurement 20(1), 37-46.
+Raykar, V. C., Yu, S. (2012). Eliminating spammers and ranking annotators for crowdsourced
+labeling tasks. Journal of Machine Learning Research 13, 491-518.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from labelwatch.models.drift import AnswerContext
+
+__all__ = ["AgreementBeyondChance", "AnomalyFeatures", "PopulationScaler", "SpeedRule"]
+
+
+class AgreementBeyondChance:
+    """Soft, chance-corrected agreement of one annotator with the other votes (kappa).
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(0)
+    >>> spammer, careful = AgreementBeyondChance(), AgreementBeyondChance()
+    >>> for _ in range(100):
+    ...     truth = 0 if rng.random() < 0.8 else 1
+    ...     before = [0.95, 0.05] if truth == 0 else [0.05, 0.95]
+    ...     spammer.update(0, before)  # always answers class 0
+    ...     careful.update(truth if rng.random() < 0.9 else 1 - truth, before)
+    >>> round(spammer.kappa, 1), careful.kappa > 0.6
+    (0.0, True)
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mix: dict[int, int] = {}
+        self.agreement = 0.0  # sum of x
+        self.before_sum: dict[int, float] = {}  # sum over labels of before[c]
+        self.perfect = 0.0  # sum of s2
+        self._xx = self._xs = self._ss = 0.0  # sums of products of (x - e) and (s2 - e)
+
+    def update(self, label: int, before: list[float] | tuple[float, ...]) -> None:
+        k = len(before)
+        total = self.n + k  # the spread uses the mix of earlier answers (one pseudo-count each)
+        x = before[label]
+        e = sum((self.mix.get(c, 0) + 1) / total * q for c, q in enumerate(before))
+        s2 = sum(q * q for q in before)
+        self.agreement += x
+        self.perfect += s2
+        for c, q in enumerate(before):
+            self.before_sum[c] = self.before_sum.get(c, 0.0) + q
+        self._xx += (x - e) * (x - e)
+        self._xs += (x - e) * (s2 - e)
+        self._ss += (s2 - e) * (s2 - e)
+        self.mix[label] = self.mix.get(label, 0) + 1
+        self.n += 1
+
+    @property
+    def blind(self) -> float:
+        """``sum(e)`` with the annotator's mix of answers so far (Cohen's chance agreement)."""
+        if not self.n:
+            return 0.0
+        return sum(n * self.before_sum.get(c, 0.0) for c, n in self.mix.items()) / self.n
+
+    @property
+    def information(self) -> float:
+        """How much the other votes could tell so far (``sum(s2 - e)``, in labels)."""
+        return self.perfect - self.blind
+
+    @property
+    def kappa(self) -> float:
+        if self.information <= 0.0:
+            return 0.0
+        return (self.agreement - self.blind) / self.information
+
+    @property
+    def kappa_stderr(self) -> float:
+        """Standard error of ``kappa`` (ratio estimator: residuals ``(x - e) - kappa (s2 - e)``)."""
+        if self.information <= 0.0 or self.n < 2:
+            return math.inf
+        k = self.kappa
+        residual = self._xx - 2 * k * self._xs + k * k * self._ss
+        return math.sqrt(max(residual, 0.0)) / self.information
+
+    @property
+    def top_share(self) -> float:
+        return max(self.mix.values()) / self.n if self.n else 0.0
+
+    def update_context(self, ctx: AnswerContext) -> None:
+        self.update(ctx.label, list(ctx.before))
+
+
+class SpeedRule:
+    """Median time per answer over the last ``window`` answers."""
+
+    def __init__(self, window: int = 50) -> None:
+        self.window = window
+        self.recent: deque[float] = deque(maxlen=window)
+
+    def update(self, duration_ms: float) -> None:
+        self.recent.append(duration_ms)
+
+    @property
+    def n(self) -> int:
+        return len(self.recent)
+
+    @property
+    def median(self) -> float:
+        values = sorted(self.recent)
+        n = len(values)
+        if n == 0:
+            return math.nan
+        mid = n // 2
+        return values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
+
+
+FEATURES: tuple[str, ...] = (
+    "log_median_ms",
+    "answer_entropy",
+    "top_answer_share",
+    "agreement",
+    "gold_accuracy",
+    "burstiness",
+)
+
+
+@dataclass
+class AnomalyFeatures:
+    """Online behaviour features of one annotator (see :data:`FEATURES`)."""
+
+    n: int = 0
+    agreement_sum: float = 0.0
+    gold_seen: int = 0
+    gold_right: int = 0
+    last_ts: float | None = None
+    gap_n: int = 0
+    gap_mean: float = 0.0
+    gap_m2: float = 0.0
+
+    def update(self, ctx: AnswerContext | None, gold_correct: bool | None, ts: float) -> None:
+        self.n += 1
+        if ctx is not None:
+            self.agreement_sum += ctx.agreement
+        if gold_correct is not None:
+            self.gold_seen += 1
+            self.gold_right += gold_correct
+        if self.last_ts is not None:
+            gap = max(ts - self.last_ts, 0.0)
+            self.gap_n += 1
+            delta = gap - self.gap_mean
+            self.gap_mean += delta / self.gap_n
+            self.gap_m2 += delta * (gap - self.gap_mean)
+        self.last_ts = ts
+
+    def vector(self, kappa: AgreementBeyondChance, speed: SpeedRule) -> dict[str, float]:
+        out: dict[str, float] = {}
+        if speed.n:
+            out["log_median_ms"] = math.log(max(speed.median, 1.0))
+        if kappa.n:
+            shares = [c / kappa.n for c in kappa.mix.values()]
+            out["answer_entropy"] = max(0.0, -sum(p * math.log(p) for p in shares if p > 0))
+            out["top_answer_share"] = max(shares)
+        if self.n:
+            out["agreement"] = self.agreement_sum / self.n
+        if self.gold_seen >= 20:  # a handful of gold answers says little
+            out["gold_accuracy"] = self.gold_right / self.gold_seen
+        if self.gap_n >= 2 and self.gap_mean > 0:
+            sd = math.sqrt(self.gap_m2 / (self.gap_n - 1))
+            out["burstiness"] = (sd - self.gap_mean) / (sd + self.gap_mean)  # Goh-Barabasi
+        return out
+
+
+class PopulationScaler:
+    """Robust z-scores of annotator features against the population's recent values.
+
+    Each feature keeps the last ``window`` values the population reported (a sliding window,
+    so the reference follows a population that changes); median and interquartile range are
+    computed from it when a score is asked for.
+
+    Examples
+    --------
+    >>> scaler = PopulationScaler()
+    >>> for i in range(200):
+    ...     scaler.learn({"agreement": 0.8 + 0.001 * (i % 50)})
+    >>> feature, z = scaler.score({"agreement": 0.2})
+    >>> feature, z > 10
+    ('agreement', True)
+    """
+
+    def __init__(self, window: int = 1000, min_spread: float = 0.05) -> None:
+        self.window = window
+        self.min_spread = min_spread
+        self._values: dict[str, deque[float]] = {}
+
+    def learn(self, features: dict[str, float]) -> None:
+        for name, value in features.items():
+            values = self._values.get(name)
+            if values is None:
+                values = self._values[name] = deque(maxlen=self.window)
+            values.append(value)
+
+    def _quartiles(self, name: str) -> tuple[float, float, float]:
+        q1, q2, q3 = statistics.quantiles(self._values[name], n=4)
+        return q1, q2, q3
+
+    def score(self, features: dict[str, float], min_population: int = 50) -> tuple[str, float]:
+        """(the most unusual feature, its robust z-score); ("", 0) before enough data."""
+        best, best_z = "", 0.0
+        for name, value in features.items():
+            if len(self._values.get(name, ())) < min_population:
+                continue
+            q25, q50, q75 = self._quartiles(name)
+            spread = max((q75 - q25) / 1.349, self.min_spread)
+            z = abs(value - q50) / spread
+            if z > best_z:
+                best, best_z = name, z
+        return best, best_z
+
+    def median(self, name: str) -> float | None:
+        values = self._values.get(name)
+        return statistics.median(values) if values else None

@@ -1,0 +1,477 @@
+"""Per-annotator monitoring of one project: the detectors, the rules and their episodes.
+
+Pure: :class:`AnnotatorMonitor` turns each label (with what the consensus model knew about it)
+into :class:`Finding` s, each the opening or the resolution of an *episode* of one kind for one
+annotator. An episode opens once, when its detector fires, and stays open until the annotator
+recovers, so a persistent problem gives one alert, not one per label.
+
+Kinds and what opens / resolves them:
+
+``annotator_drift``
+    Any of the annotator's change detectors (:mod:`labelwatch.models.drift`) fires:
+    answers toward random, the answer mix toward one class, or the time per answer.
+    Resolved when every detector that fired has recovered.
+``spammer_suspected``
+    After ``spam_min_labels`` answers: chance-corrected agreement ``kappa`` below
+    ``spam_kappa`` (constant or random answering), or the median time per answer below
+    ``fast_answer_ms``. Resolved when kappa rises above twice ``spam_kappa`` and the pace is
+    plausible again.
+``low_reliability``
+    After ``low_reliability_min_labels`` answers: the upper end of the credible interval of
+    the annotator's accuracy is below ``chance + low_reliability_margin * (1 - chance)``.
+    Resolved when the lower end is above it.
+``annotator_anomaly``
+    The behaviour-anomaly score (largest robust z-score of the annotator's features against
+    the population) above ``anomaly_threshold``; resolved below half of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labelwatch.models.behaviour import (
+    AgreementBeyondChance,
+    AnomalyFeatures,
+    PopulationScaler,
+    SpeedRule,
+)
+from labelwatch.models.drift import (
+    AnswerContext,
+    DriftReport,
+    LabelMixCusum,
+    RandomAnsweringCusum,
+    SpeedCusum,
+)
+
+__all__ = ["AnnotatorMonitor", "Finding", "MonitorConfig"]
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Detector settings (the worker's come from :class:`labelwatch.settings.Settings`).
+
+    ``drift_target_arl`` is the false-alarm budget of ``annotator_drift``: the average number
+    of labels between false alarms of a stationary annotator, shared equally by the three
+    change detectors (each gets three times as many).
+    """
+
+    drift_target_arl: float = 10_000.0
+    drift_warmup: int = 20
+    drift_guard: int = 30
+    drift_epsilon: float = 0.05
+    spam_min_labels: int = 30
+    spam_kappa: float = 0.3
+    spam_confidence: float = 1.64
+    fast_answer_ms: float = 500.0
+    low_reliability_min_labels: int = 30
+    low_reliability_margin: float = 0.25
+    anomaly_threshold: float = 6.0
+    anomaly_min_labels: int = 30
+
+
+@dataclass(frozen=True)
+class Finding:
+    """An episode opened or resolved at one label."""
+
+    kind: str
+    state: str  # "opened" or "resolved"
+    severity: str
+    annotator: str
+    score: float
+    threshold: float
+    reason: str
+    detector: str
+    evidence: dict[str, float | int | str | None] = field(default_factory=dict)
+    opened_at: int = -1  # position (offset) of the label that opened the episode
+
+
+class _Annotator:
+    def __init__(self, config: MonitorConfig) -> None:
+        arl = 3.0 * config.drift_target_arl
+        self.n = 0
+        self.correctness = RandomAnsweringCusum(
+            target_arl=arl,
+            warmup=config.drift_warmup,
+            guard=config.drift_guard,
+            epsilon=config.drift_epsilon,
+        )
+        self.label_mix = LabelMixCusum(
+            target_arl=arl, warmup=max(config.drift_warmup, 30), guard=config.drift_guard
+        )
+        # Times per answer are heavy-tailed: the speed baseline needs more answers.
+        self.speed = SpeedCusum(
+            target_arl=arl, warmup=max(3 * config.drift_warmup, 60), guard=config.drift_guard
+        )
+        self.kappa = AgreementBeyondChance()
+        self.pace = SpeedRule()
+        self.features = AnomalyFeatures()
+        self.open: dict[str, Finding] = {}  # kind -> the finding that opened the episode
+        self.drifting: set[str] = set()  # drift detectors in an episode
+
+
+ReliabilityLookup = Callable[[str], tuple[int, float, float]]
+"""annotator -> (labels, accuracy_low, accuracy_high) of its current reliability estimate."""
+
+
+class AnnotatorMonitor:
+    """Runs the detectors and rules for every annotator of one project.
+
+    Examples
+    --------
+    >>> monitor = AnnotatorMonitor()
+    >>> found = []
+    >>> for n in range(80):  # a script: the same answer, in 200 ms, on an item nobody else saw
+    ...     ctx = AnswerContext(0, [0.5, 0.5], [0.7, 0.3], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0], 2.0)
+    ...     found += monitor.observe("bot", ctx, 0, 2, 200, float(n), None)
+    >>> [(f.kind, f.detector) for f in found]
+    [('spammer_suspected', 'fast_answers')]
+    """
+
+    def __init__(self, config: MonitorConfig | None = None) -> None:
+        self.config = config or MonitorConfig()
+        self._annotators: dict[str, _Annotator] = {}
+        self._population = PopulationScaler()
+        self._position = -1
+
+    # --- state -------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state (for shard checkpoints)."""
+        return {"v": 1, "state": _encode({"a": self._annotators, "p": self._population})}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        decoded = _decode(state["state"])
+        self._annotators, self._population = decoded["a"], decoded["p"]
+
+    def open_episodes(self, annotator: str) -> dict[str, Finding]:
+        state = self._annotators.get(annotator)
+        return dict(state.open) if state else {}
+
+    def observe(
+        self,
+        annotator: str,
+        ctx: AnswerContext | None,
+        label: int,
+        n_classes: int,
+        duration_ms: int | None,
+        ts: float,
+        gold_correct: bool | None,
+        reliability: ReliabilityLookup | None = None,
+        position: int = -1,
+    ) -> list[Finding]:
+        """One label of ``annotator``; returns the episodes it opened or resolved.
+
+        ``position`` (the label's offset or row) is kept with an opened episode, so that its
+        resolution names the same episode."""
+        state = self._annotators.get(annotator)
+        if state is None:
+            state = self._annotators[annotator] = _Annotator(self.config)
+        state.n += 1
+        self._position = position
+        found: list[Finding] = []
+        if ctx is not None:
+            state.correctness.update(ctx)
+            state.kappa.update_context(ctx)
+        state.label_mix.update(label, n_classes)
+        if duration_ms is not None:
+            state.speed.update(float(duration_ms))
+            state.pace.update(float(duration_ms))
+        state.features.update(ctx, gold_correct, ts)
+        self._drift(annotator, state, found)
+        self._spam(annotator, state, found, n_classes)
+        if reliability is not None and state.n % 10 == 0:
+            self._reliability(annotator, state, found, reliability, n_classes)
+        if state.n % 10 == 0:
+            self._anomaly(annotator, state, found)
+        return found
+
+    # --- episodes ----------------------------------------------------------------------------
+    def _open(self, state: _Annotator, finding: Finding, found: list[Finding]) -> None:
+        if finding.kind not in state.open:
+            finding = dataclasses.replace(finding, opened_at=self._position)
+            state.open[finding.kind] = finding
+            found.append(finding)
+
+    def _resolve(
+        self, state: _Annotator, kind: str, score: float, reason: str, found: list[Finding]
+    ) -> None:
+        opened = state.open.pop(kind, None)
+        if opened is not None:
+            found.append(
+                Finding(
+                    kind=kind,
+                    state="resolved",
+                    severity=opened.severity,
+                    annotator=opened.annotator,
+                    score=score,
+                    threshold=opened.threshold,
+                    reason=reason,
+                    detector=opened.detector,
+                    opened_at=opened.opened_at,
+                )
+            )
+
+    def _drift(self, annotator: str, state: _Annotator, found: list[Finding]) -> None:
+        detectors: list[tuple[str, Any]] = [
+            ("correctness", state.correctness),
+            ("label_mix", state.label_mix),
+            ("speed", state.speed),
+        ]
+        for name, detector in detectors:
+            if detector.drift_detected and detector.last_report is not None:
+                state.drifting.add(name)
+                self._open(state, _drift_finding(annotator, name, detector.last_report), found)
+            elif detector.recovered:
+                state.drifting.discard(name)
+                if not state.drifting and "annotator_drift" in state.open:
+                    self._resolve(
+                        state,
+                        "annotator_drift",
+                        0.0,
+                        f"recovered: {name} back to its baseline",
+                        found,
+                    )
+
+    def _spam(
+        self, annotator: str, state: _Annotator, found: list[Finding], n_classes: int
+    ) -> None:
+        cfg = self.config
+        if state.n < cfg.spam_min_labels:
+            return
+        kappa = state.kappa
+        # A verdict needs agreement measured precisely enough: kappa is below the spam line
+        # by at least ``spam_confidence`` standard errors ... or clearly above it.
+        upper = kappa.kappa + cfg.spam_confidence * kappa.kappa_stderr
+        decided = kappa.information >= 3.0
+        median = state.pace.median if state.pace.n >= 10 else math.nan
+        fast = not math.isnan(median) and median < cfg.fast_answer_ms
+        blind = decided and upper < cfg.spam_kappa
+        if "spammer_suspected" not in state.open:
+            if fast:
+                reason = (
+                    f"answers in {median:.0f} ms (median of the last {state.pace.n}), "
+                    f"under the {cfg.fast_answer_ms:.0f} ms a person needs"
+                )
+                detector = "fast_answers"
+            elif blind:
+                constant = kappa.top_share >= 0.9
+                how = (
+                    f"gives the same answer {kappa.top_share:.0%} of the time"
+                    if constant
+                    else "answers look random"
+                )
+                reason = (
+                    f"{how}: agreement with the other votes is no better than chance "
+                    f"(kappa {kappa.kappa:.2f}, at most {upper:.2f} < {cfg.spam_kappa:.2f}, "
+                    f"over {kappa.n} labels)"
+                )
+                detector = "constant_answers" if constant else "random_answers"
+            else:
+                return
+            self._open(
+                state,
+                Finding(
+                    kind="spammer_suspected",
+                    state="opened",
+                    severity="critical",
+                    annotator=annotator,
+                    score=kappa.kappa if detector != "fast_answers" else median,
+                    threshold=cfg.spam_kappa if detector != "fast_answers" else cfg.fast_answer_ms,
+                    reason=reason,
+                    detector=detector,
+                    evidence={
+                        "labels": kappa.n,
+                        "kappa": round(kappa.kappa, 4),
+                        "top_answer_share": round(kappa.top_share, 4),
+                        "median_ms": None if math.isnan(median) else round(median, 1),
+                        "classes": n_classes,
+                    },
+                ),
+                found,
+            )
+        else:
+            opened = state.open["spammer_suspected"]
+            if opened.detector == "fast_answers":
+                if not math.isnan(median) and median > 1.5 * cfg.fast_answer_ms:
+                    self._resolve(
+                        state,
+                        "spammer_suspected",
+                        median,
+                        f"answers in {median:.0f} ms again",
+                        found,
+                    )
+            elif (
+                decided and kappa.kappa - cfg.spam_confidence * kappa.kappa_stderr > cfg.spam_kappa
+            ):
+                self._resolve(
+                    state,
+                    "spammer_suspected",
+                    kappa.kappa,
+                    f"agreement beyond chance again (kappa {kappa.kappa:.2f})",
+                    found,
+                )
+
+    def _reliability(
+        self,
+        annotator: str,
+        state: _Annotator,
+        found: list[Finding],
+        reliability: ReliabilityLookup,
+        n_classes: int,
+    ) -> None:
+        cfg = self.config
+        if state.n < cfg.low_reliability_min_labels or n_classes < 2:
+            return
+        n, low, high = reliability(annotator)
+        chance = 1.0 / n_classes
+        floor = chance + cfg.low_reliability_margin * (1.0 - chance)
+        if "low_reliability" not in state.open and high < floor:
+            self._open(
+                state,
+                Finding(
+                    kind="low_reliability",
+                    state="opened",
+                    severity="warning",
+                    annotator=annotator,
+                    score=high,
+                    threshold=floor,
+                    reason=(
+                        f"accuracy at most {high:.2f} (upper end of its credible interval over "
+                        f"{n} labels), below {floor:.2f}; chance is {chance:.2f}"
+                    ),
+                    detector="reliability_interval",
+                    evidence={
+                        "labels": n,
+                        "accuracy_low": round(low, 4),
+                        "accuracy_high": round(high, 4),
+                    },
+                ),
+                found,
+            )
+        elif "low_reliability" in state.open and low > floor:
+            self._resolve(
+                state, "low_reliability", low, f"accuracy at least {low:.2f} again", found
+            )
+
+    def _anomaly(self, annotator: str, state: _Annotator, found: list[Finding]) -> None:
+        cfg = self.config
+        features = state.features.vector(state.kappa, state.pace)
+        self._population.learn(features)
+        if state.n < cfg.anomaly_min_labels:
+            return
+        feature, z = self._population.score(features)
+        if "annotator_anomaly" not in state.open and z > cfg.anomaly_threshold:
+            median = self._population.median(feature)
+            self._open(
+                state,
+                Finding(
+                    kind="annotator_anomaly",
+                    state="opened",
+                    severity="info",
+                    annotator=annotator,
+                    score=z,
+                    threshold=cfg.anomaly_threshold,
+                    reason=(
+                        f"{feature} = {features[feature]:.3g} is {z:.1f} robust standard "
+                        f"deviations from the population's median {median:.3g}"
+                    ),
+                    detector=f"robust_z:{feature}",
+                    evidence={k: round(v, 4) for k, v in features.items()},
+                ),
+                found,
+            )
+        elif "annotator_anomaly" in state.open and z < cfg.anomaly_threshold / 2:
+            self._resolve(
+                state, "annotator_anomaly", z, "behaviour back within the population's", found
+            )
+
+
+def _drift_finding(annotator: str, name: str, report: DriftReport) -> Finding:
+    if name == "correctness":
+        reason = (
+            f"answers stopped following the items: accuracy {report.before:.2f} before, "
+            f"{report.after:.2f} over the last {report.labels_in_change} labels"
+        )
+    elif name == "label_mix":
+        reason = (
+            f"{report.detail}: its share {report.before:.2f} before, {report.after:.2f} over "
+            f"the last {report.labels_in_change} labels"
+        )
+    else:
+        reason = (
+            f"answers got {report.detail}: median {report.before:.0f} ms before, "
+            f"{report.after:.0f} ms over the last {report.labels_in_change} labels"
+        )
+    return Finding(
+        kind="annotator_drift",
+        state="opened",
+        severity="warning",
+        annotator=annotator,
+        score=report.statistic,
+        threshold=report.threshold,
+        reason=reason,
+        detector=name,
+        evidence={
+            "what": report.what,
+            "before": round(report.before, 4),
+            "after": round(report.after, 4),
+            "window_labels": report.labels_in_change,
+        },
+    )
+
+
+# --- state encoding: plain JSON for the detectors' attributes ---------------------------------
+_STATE_MODULES = ("labelwatch.models.", "river.stats.")
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, deque):
+        return {"__deque__": [_encode(v) for v in value], "maxlen": value.maxlen}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, set):
+        return {"__set__": [_encode(v) for v in sorted(value)]}
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k), _encode(v)] for k, v in value.items()]}
+    cls = type(value)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    if not name.startswith(_STATE_MODULES):
+        raise TypeError(f"cannot checkpoint a {name}")
+    if dataclasses.is_dataclass(value):
+        fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"__object__": name, "fields": fields}
+    return {"__object__": name, "vars": _encode(dict(vars(value)))}
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__deque__" in value:
+        return deque((_decode(v) for v in value["__deque__"]), maxlen=value["maxlen"])
+    if "__tuple__" in value:
+        return tuple(_decode(v) for v in value["__tuple__"])
+    if "__set__" in value:
+        return {_decode(v) for v in value["__set__"]}
+    if "__dict__" in value:
+        return {_decode(k): _decode(v) for k, v in value["__dict__"]}
+    name = value["__object__"]
+    if not name.startswith(_STATE_MODULES):
+        raise ValueError(f"refusing to restore a {name}")
+    module, _, qualname = name.rpartition(".")
+    cls = getattr(importlib.import_module(module), qualname)
+    if "fields" in value:
+        return cls(**{k: _decode(v) for k, v in value["fields"].items()})
+    obj = cls.__new__(cls)
+    obj.__dict__.update(_decode(value["vars"]))
+    return obj

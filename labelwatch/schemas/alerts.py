@@ -1,0 +1,86 @@
+"""Alerts: what the monitor concludes about annotators, as events on the alerts topic.
+
+One model for every kind. An alert belongs to an *episode* of one annotator in one project:
+it is ``opened`` when a detector fires and ``resolved`` when the condition clears (the
+annotator recovered), never once per label. ``alert_id`` is derived from what identifies the
+episode (kind, project, annotator, the shard and offset of the label that opened it), so a
+replay or a retried write of the same episode produces the same id and duplicates collapse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+ALERT_SCHEMA_VERSION = 1
+
+AlertKind = Literal["annotator_drift", "annotator_anomaly", "spammer_suspected", "low_reliability"]
+ALERT_KINDS: tuple[str, ...] = (
+    "annotator_drift",
+    "annotator_anomaly",
+    "spammer_suspected",
+    "low_reliability",
+)
+AlertState = Literal["opened", "resolved"]
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+
+EvidenceValue = float | int | str | None
+MAX_EVIDENCE_ITEMS = 16
+
+
+def alert_id(kind: str, project: str, annotator_id: str, shard: str, opened_offset: int) -> str:
+    """Deterministic id of an episode: the same inputs always give the same id."""
+    key = "\x1f".join((kind, project, annotator_id, shard, str(opened_offset)))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class Alert(BaseModel):
+    """A finding about one annotator in one project, opened or resolved.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> a = Alert(
+    ...     alert_id=alert_id("annotator_drift", "p", "ann-1", "labels:0", 41),
+    ...     kind="annotator_drift", state="opened", severity="warning",
+    ...     ts=datetime(2026, 1, 1, tzinfo=UTC), project="p", annotator_id="ann-1",
+    ...     score=10.7, threshold=10.3, reason="answers look random",
+    ...     shard="labels:0", offset=41, opened_offset=41,
+    ... )
+    >>> a.subject, len(a.alert_id)
+    ('ann-1', 32)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert_id: str = Field(
+        description="Id of the episode; equal for its opened and resolved states."
+    )
+    kind: AlertKind
+    state: AlertState
+    severity: Severity
+    ts: AwareDatetime = Field(
+        description="Event time of the label at which this state was reached."
+    )
+    project: str
+    annotator_id: str = Field(description="The annotator the alert is about.")
+    score: float = Field(description="The detector's statistic when the state was reached.")
+    threshold: float = Field(description="The value ``score`` had to cross.")
+    reason: str = Field(description="What changed, in plain words.")
+    evidence: dict[str, EvidenceValue] = Field(
+        default_factory=dict,
+        max_length=MAX_EVIDENCE_ITEMS,
+        description="Numbers behind the reason (before/after rates, window, ...).",
+    )
+    detector: str = Field("", description="Which detector or rule fired.")
+    shard: str = Field(description="Input topic and partition the detector ran on.")
+    offset: int = Field(description="Offset of the label at which this state was reached.")
+    opened_offset: int = Field(description="Offset of the label that opened the episode.")
+    schema_version: int = ALERT_SCHEMA_VERSION
+
+    @property
+    def subject(self) -> str:
+        return self.annotator_id
