@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from pydantic import TypeAdapter
 
 from labelwatch.models.tracker import (
     AnnotatorSnapshot,
@@ -30,6 +31,7 @@ from labelwatch.models.tracker import (
     QualityOutput,
 )
 from labelwatch.schemas import LabelEvent, SourcePosition
+from labelwatch.schemas.alerts import Alert, EvidenceValue
 from labelwatch.settings import Settings
 
 T = TypeVar("T")
@@ -81,6 +83,26 @@ ANNOTATOR_RELIABILITY_COLUMNS: tuple[str, ...] = (
     "total",
     "per_class_accuracy",
 )
+# (alert_id, state) first: together they identify a row.
+ALERT_COLUMNS: tuple[str, ...] = (
+    "alert_id",
+    "state",
+    "kind",
+    "severity",
+    "ts",
+    "project",
+    "annotator_id",
+    "score",
+    "threshold",
+    "reason",
+    "evidence",
+    "detector",
+    "shard",
+    "offset",
+    "opened_offset",
+    "schema_version",
+    "ingested_at",
+)
 CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "source_topic",
     "source_topic_id",
@@ -90,11 +112,13 @@ CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "state",
     "created_at",
 )
-# Insert order matters: a checkpoint is only useful once the labels it covers are stored.
+# Insert order matters: a checkpoint is only useful once the labels it covers, and the alerts
+# they raised, are stored (recovery replays only what comes after the checkpoint).
 TABLES: dict[str, tuple[str, ...]] = {
     "label_events": LABEL_EVENT_COLUMNS,
     "item_consensus": ITEM_CONSENSUS_COLUMNS,
     "annotator_reliability": ANNOTATOR_RELIABILITY_COLUMNS,
+    "alerts": ALERT_COLUMNS,
     "model_checkpoints": CHECKPOINT_COLUMNS,
 }
 
@@ -192,6 +216,33 @@ def annotator_reliability_row(s: AnnotatorSnapshot) -> tuple[Any, ...]:
     )
 
 
+# The same JSON as the evidence in the alerts topic (non-finite numbers become null).
+_EVIDENCE_JSON: TypeAdapter[dict[str, EvidenceValue]] = TypeAdapter(dict[str, EvidenceValue])
+
+
+def alert_row(alert: Alert, ingested_at: datetime) -> tuple[Any, ...]:
+    """One ``alerts`` row, in :data:`ALERT_COLUMNS` order."""
+    return (
+        alert.alert_id,
+        alert.state,
+        alert.kind,
+        alert.severity,
+        alert.ts,
+        alert.project,
+        alert.annotator_id,
+        alert.score,
+        alert.threshold,
+        alert.reason,
+        _EVIDENCE_JSON.dump_json(alert.evidence).decode(),
+        alert.detector,
+        alert.shard,
+        alert.offset,
+        alert.opened_offset,
+        alert.schema_version,
+        ingested_at,
+    )
+
+
 def checkpoint_row(c: Checkpoint, created_at: datetime, topic_id: str = "") -> tuple[Any, ...]:
     return (c.topic, topic_id, c.partition, c.last_offset, c.n_labels, c.state, created_at)
 
@@ -214,6 +265,7 @@ def sink_rows(
         ],
         "item_consensus": [item_consensus_row(i) for i in quality.items],
         "annotator_reliability": [annotator_reliability_row(a) for a in quality.annotators],
+        "alerts": [alert_row(a, now) for a in quality.alerts],
         "model_checkpoints": [
             checkpoint_row(c, now, ids.get(c.topic, "")) for c in quality.checkpoints
         ],
@@ -223,11 +275,16 @@ def sink_rows(
 def dedup_token(table: str, rows: Sequence[tuple[Any, ...]]) -> str:
     """A deterministic insert-deduplication token: the same rows retried are dropped.
 
-    Built from the rows' key columns (the first two of every table), so a batch retried
-    after a timeout whose insert did land is not stored twice."""
+    Built from the rows' whole content except the time they were ingested, so a batch
+    retried after a timeout whose insert did land is not stored twice, while a later batch
+    with new values for the same keys (an item's newer consensus) is a different insert and
+    is kept. (Keying the token on the first columns alone silently dropped such updates.)"""
+    columns = TABLES.get(table, ())
+    skip = columns.index("ingested_at") if "ingested_at" in columns else -1
     digest = hashlib.blake2b(table.encode(), digest_size=16)
     for row in rows:
-        digest.update(repr(row[:2]).encode())
+        kept = row if skip < 0 else row[:skip] + row[skip + 1 :]
+        digest.update(repr(kept).encode())
         digest.update(b"\0")
     return digest.hexdigest()
 

@@ -1,13 +1,17 @@
 """Prometheus metrics of the worker, served at ``/metrics`` on its web port.
 
-Label values are bounded sets (topic names, rejection codes, table names): nothing that grows
-with annotators or items becomes a label.
+Label values are bounded sets (topic names, rejection codes, table names, alert kinds,
+severities and states): nothing that grows with annotators or items becomes a label.
 """
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from labelwatch.schemas.alerts import ALERT_KINDS, SEVERITIES, AlertState
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -64,6 +68,17 @@ class Metrics:
             buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99),
             registry=self.registry,
         )
+        self.alerts = Counter(
+            "labelwatch_alerts",
+            "Alerts published to the alerts topic, by kind, severity and state.",
+            ["kind", "severity", "state"],
+            registry=self.registry,
+        )
+        # Every series exists from the start at 0, so increase() sees the first alert too.
+        for kind in ALERT_KINDS:
+            for severity in SEVERITIES:
+                for state in get_args(AlertState):
+                    self.alerts.labels(kind, severity, state)
         self.errors = Counter(
             "labelwatch_errors",
             "Errors by component; each was retried or dead-lettered, never dropped.",

@@ -123,6 +123,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        3,
+        "alerts",
+        (
+            # One row per state an alert episode reached (opened, resolved). alert_id is derived
+            # from the episode, so the key collapses re-sent states; no PARTITION BY ts, because
+            # duplicates in different partitions would never be merged.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.alerts (
+                alert_id String,
+                state LowCardinality(String),
+                kind LowCardinality(String),
+                severity LowCardinality(String),
+                ts DateTime64(3, 'UTC'),
+                project LowCardinality(String),
+                annotator_id String,
+                score Float64,
+                threshold Float64,
+                reason String,
+                evidence String,
+                detector LowCardinality(String),
+                shard LowCardinality(String),
+                offset Int64,
+                opened_offset Int64,
+                schema_version UInt16,
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            ORDER BY (project, annotator_id, kind, alert_id, state)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+        ),
+    ),
 )
 
 

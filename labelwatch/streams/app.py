@@ -6,9 +6,10 @@ hand it to :class:`~labelwatch.streams.pipeline.LabelPipeline`, ack.
 
 Delivery: the agent runs with ``concurrency=1`` (faust-streaming issue #606: concurrent agents
 can commit past in-flight messages) and reads with ``noack_take``, acking a batch's offsets
-only after ``LabelPipeline.process`` returned, i.e. after the ClickHouse insert and the
-dead-letter deliveries of that batch succeeded. Faust commits acked offsets only. A crash
-before that re-delivers the batch; ``label_events`` collapses the duplicates by event_id.
+only after ``LabelPipeline.process`` returned, i.e. after the ClickHouse insert, the
+dead-letter deliveries and the alert deliveries of that batch succeeded. Faust commits acked
+offsets only. A crash before that re-delivers the batch; ``label_events`` collapses the
+duplicates by event_id, and a re-raised alert has the same alert_id.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import faust
 from labelwatch.models.consensus import StreamingConsensus
 from labelwatch.models.tracker import QualityTracker
 from labelwatch.schemas import InvalidEvent
+from labelwatch.schemas.alerts import Alert
 from labelwatch.settings import Settings
 from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.metrics import CONTENT_TYPE_LATEST, Metrics
+from labelwatch.streams.alerts import alert_record
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.pipeline import LabelPipeline
 
@@ -49,6 +52,21 @@ class FaustDeadLetters:
             )
             for message, rejection in rejects
         ]
+        for delivery in pending:
+            await delivery
+
+
+class FaustAlerts:
+    """Publishes alerts to the alerts topic and waits until the broker has them."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self._topic = topic
+
+    async def publish(self, alerts: Sequence[Alert]) -> None:
+        pending = []
+        for alert in alerts:
+            key, value = alert_record(alert)
+            pending.append(await self._topic.send(key=key, value=value))
         for delivery in pending:
             await delivery
 
@@ -116,6 +134,7 @@ def create_app(
     dead_letter_topic = app.topic(
         settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"
     )
+    alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
 
     @app.agent(labels_topic, concurrency=1, name="labels")
     async def consume_labels(stream: faust.StreamT[Any]) -> None:
@@ -125,6 +144,7 @@ def create_app(
             tracker=quality_tracker(settings),
             topic_ids=topic_ids,
             dead_letters=FaustDeadLetters(dead_letter_topic),
+            alerts=FaustAlerts(alerts_topic),
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,
             retry_max_seconds=settings.sink_retry_max_seconds,

@@ -3,9 +3,11 @@
 The Faust agent (``labelwatch.streams.app``) hands each batch of raw messages to
 :meth:`LabelPipeline.process` and acks the batch's offsets only after it returns. ``process``
 returns only once every message of the batch is accounted for: stored in ClickHouse or
-delivered to the dead-letter topic. Failures of either output are retried with capped
-exponential back-off, which also pauses consumption (the agent is not handed the next batch),
-so a slow or down ClickHouse never makes the worker drop events or grow without bound.
+delivered to the dead-letter topic, and every alert the batch raised delivered to the alerts
+topic (when an alerts output is given) and stored in ClickHouse. Failures of any output are
+retried with capped exponential back-off, which also pauses consumption (the agent is not
+handed the next batch), so a slow or down ClickHouse never makes the worker drop events or
+grow without bound.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker
 from labelwatch.schemas import InvalidEvent, LabelEvent, SourcePosition, decode_label_event
+from labelwatch.schemas.alerts import Alert
 from labelwatch.sinks.clickhouse import sink_rows
 from labelwatch.sinks.metrics import Metrics
 from labelwatch.streams.dead_letter import RawMessage
@@ -34,6 +37,13 @@ class DeadLetterOutput(Protocol):
     """Where rejected messages go. ``send`` returns once all are durably delivered."""
 
     async def send(self, rejects: Sequence[tuple[RawMessage, InvalidEvent]]) -> None: ...
+
+
+class AlertOutput(Protocol):
+    """Where alerts go (the alerts topic). ``publish`` returns once all are durably delivered;
+    publishing an alert twice is harmless (consumers deduplicate by ``alert_id`` and state)."""
+
+    async def publish(self, alerts: Sequence[Alert]) -> None: ...
 
 
 class TableOutput(Protocol):
@@ -52,7 +62,10 @@ class TableOutput(Protocol):
 
 
 class LabelPipeline:
-    """Validate, route and store label events, one batch at a time."""
+    """Validate, route and store label events, one batch at a time.
+
+    Without ``alerts`` the tracker's alerts are stored in ClickHouse but published nowhere.
+    """
 
     def __init__(
         self,
@@ -60,6 +73,7 @@ class LabelPipeline:
         tables: TableOutput,
         dead_letters: DeadLetterOutput,
         metrics: Metrics,
+        alerts: AlertOutput | None = None,
         max_message_bytes: int,
         tracker: QualityTracker | None = None,
         topic_ids: Mapping[str, str] | None = None,
@@ -72,6 +86,7 @@ class LabelPipeline:
         # stored state of its predecessor.
         self._topic_ids = dict(topic_ids or {})
         self._dead_letters = dead_letters
+        self._alerts = alerts
         self._metrics = metrics
         self._max_message_bytes = max_message_bytes
         self._retry_max_seconds = retry_max_seconds
@@ -104,6 +119,11 @@ class LabelPipeline:
             quality.outcomes = applied.outcomes
             quality.extend(applied)
             self._observe_quality(self._tracker, quality)
+        # Published before the ClickHouse write: that write may include a checkpoint past the
+        # labels that raised an alert, after which a crash would never re-raise it. The other
+        # way round, a crash only re-raises (same alert_id) and publishes it again.
+        if quality.alerts and self._alerts is not None:
+            await self._publish_alerts(self._alerts, quality.alerts)
         tables = sink_rows(valid, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
         written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
@@ -112,6 +132,11 @@ class LabelPipeline:
         )
         for table, n in written.items():
             self._metrics.sink_rows_written.labels(table).inc(n)
+
+    async def _publish_alerts(self, output: AlertOutput, alerts: Sequence[Alert]) -> None:
+        await self._retrying("alerts", lambda: output.publish(alerts))
+        for alert in alerts:
+            self._metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
 
     async def _restore_shards(
         self, tracker: QualityTracker, valid: Sequence[tuple[LabelEvent, SourcePosition]]
