@@ -73,19 +73,43 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from labelwatch.simulator import (
+        BEHAVIOURS,
         LabelingSimulator,
         SimulationConfig,
         kafka_records,
         malformed_messages,
+        write_replay_files,
     )
+
+    behaviours: dict[str, int] = {}
+    for spec in args.inject or []:
+        kind, _, count = spec.partition("=")
+        if kind not in BEHAVIOURS or not count.isdigit():
+            print(
+                f"labelwatch simulate: --inject {spec!r}: expected KIND=COUNT with KIND one of "
+                f"{', '.join(BEHAVIOURS)}",
+                file=sys.stderr,
+            )
+            return 2
+        behaviours[kind] = int(count)
+    config = SimulationConfig(seed=args.seed, run_id=args.run_id, behaviours=behaviours)
+    sim = LabelingSimulator(config)
+    start = datetime.now(UTC)
+    if args.to_dir:
+        directory = Path(args.to_dir)
+        write_replay_files(sim.labels(start), args.events, directory)
+        print(
+            f"wrote {args.events} labels to {directory}/labels.csv (+ truth.csv, annotators.json)"
+        )
+        return 0
+
     from labelwatch.streams.produce import produce
     from labelwatch.streams.topics import ensure_topics
 
     settings = _settings()
     ensure_topics(settings)
-    sim = LabelingSimulator(SimulationConfig(seed=args.seed, run_id=args.run_id))
     bad = malformed_messages(args.seed, args.bad, max_message_bytes=settings.max_message_bytes)
-    records = kafka_records(sim.labels(datetime.now(UTC)), args.events, bad)
+    records = kafka_records(sim.labels(start), args.events, bad)
     sent = produce(settings, settings.topic_labels, records, rate=args.rate)
     print(f"sent {sent} messages ({args.bad} malformed) to {settings.topic_labels}")
     return 0
@@ -135,6 +159,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"{r['annotator'][:29]:<30}{r['labels']:>8}{r['accuracy']:>10.3f}"
             f"  [{r['low']:.3f}, {r['high']:.3f}]"
         )
+    opened = [a for a in report["alerts"] if a["state"] == "opened"]
+    print(f"\nalerts opened: {len(opened)} ({len(report['alerts']) - len(opened)} resolved)")
+    for a in opened[: args.alerts]:
+        print(
+            f"  at label {a['at_label']:>7}  {a['kind']:<18} {a['annotator'][:24]:<24} "
+            f"{a['reason']}"
+        )
+    if len(opened) > args.alerts:
+        print(f"  ... {len(opened) - args.alerts} more (--json lists all)")
     return 0
 
 
@@ -183,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--bad", type=int, default=0, help="malformed messages to interleave")
     p.add_argument("--run-id", default="sim", help="prefix of the generated event ids")
+    p.add_argument(
+        "--inject",
+        action="append",
+        metavar="KIND=COUNT",
+        help="add annotators with a behaviour: drifter, spammer_constant, spammer_random, "
+        "spammer_fast, colluder (pairs); repeatable",
+    )
+    p.add_argument(
+        "--to-dir",
+        metavar="DIR",
+        help="write replay files (labels.csv, truth.csv, annotators.json) instead of producing",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("replay", help="run the online models over a labels CSV, no Kafka")
@@ -190,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", help="CSV with item,label ground truth, for accuracy")
     p.add_argument("--shuffle", type=int, default=None, metavar="SEED", help="seeded shuffle")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--alerts", type=int, default=20, help="alerts to list (text output)")
     p.set_defaults(func=cmd_replay)
 
     db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db", required=True)

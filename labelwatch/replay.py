@@ -15,13 +15,15 @@ import csv
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from labelwatch.models.consensus import StreamingConsensus, warm_up
+from labelwatch.models.drift import AnswerContext
+from labelwatch.models.monitor import AnnotatorMonitor, Finding, MonitorConfig
 
 REQUIRED_COLUMNS = ("item", "annotator", "label")
 OPTIONAL_COLUMNS = ("gold", "duration_ms", "ts", "project")
@@ -65,6 +67,7 @@ class ReplayResult:
     model_seconds: float
     majority: dict[tuple[str, str], str] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    monitor_seconds: float = 0.0
 
     @property
     def labels_per_second(self) -> float:
@@ -177,30 +180,106 @@ def ordered(rows: Sequence[LabelRow], shuffle_seed: int | None) -> list[LabelRow
 
 
 def replay(
-    rows: Iterable[LabelRow], make_model: type[StreamingConsensus] = StreamingConsensus
+    rows: Iterable[LabelRow],
+    make_model: type[StreamingConsensus] = StreamingConsensus,
+    monitor_config: MonitorConfig | None = None,
+    on_label: Callable[[int, AnswerContext | None], None] | None = None,
 ) -> ReplayResult:
-    """Feed ``rows`` in order to one model per project."""
+    """Feed ``rows`` in order to one model and one annotator monitor per project.
+
+    Alerts are listed in firing order, each with ``at_label``: the 1-based position in
+    ``rows`` of the label at which it fired (``line`` is the row's line in its file).
+    ``on_label(position, context)`` sees what the model knew about each label (benchmarks
+    run reference detectors on it)."""
     rows = list(rows)
     warm_up()  # JIT compilation is start-up cost, not per-label cost
     models: dict[str, StreamingConsensus] = {}
+    monitors: dict[str, AnnotatorMonitor] = {}
     votes: dict[tuple[str, str], Counter[str]] = {}
-    started = time.perf_counter()
+    alerts: list[dict[str, Any]] = []
+    model_seconds = monitor_seconds = 0.0
     for start in range(0, len(rows), _CHUNK):
-        by_project: dict[str, list[dict[str, Any]]] = {}
-        for row in rows[start : start + _CHUNK]:
-            by_project.setdefault(row.project, []).append(row.model_input())
-        for project, chunk in by_project.items():
+        by_project: dict[str, list[int]] = {}
+        for position in range(start, min(start + _CHUNK, len(rows))):
+            by_project.setdefault(rows[position].project, []).append(position)
+        for project, positions in by_project.items():
             model = models.get(project)
             if model is None:
                 model = models[project] = make_model()
-            model.learn_many(chunk)
-    model_seconds = time.perf_counter() - started
+                monitors[project] = AnnotatorMonitor(monitor_config)
+            began = time.perf_counter()
+            reads = model.learn_and_read(rows[p].model_input() for p in positions)
+            learned = time.perf_counter()
+            model_seconds += learned - began
+            found = _monitor(monitors[project], model, rows, positions, reads.contexts)
+            monitor_seconds += time.perf_counter() - learned
+            if on_label is not None:
+                for position, ctx in zip(positions, reads.contexts, strict=True):
+                    on_label(position, ctx)
+            for position, finding in found:
+                alerts.append(_alert_row(project, position, rows[position], finding))
+    alerts.sort(key=lambda a: a["at_label"])  # projects are learned a chunk at a time
     for row in rows:
         votes.setdefault((row.project, row.item), Counter())[row.label] += 1
     majority = {key: counter.most_common(1)[0][0] for key, counter in votes.items()}
     return ReplayResult(
-        labels=len(rows), models=models, model_seconds=model_seconds, majority=majority
+        labels=len(rows),
+        models=models,
+        model_seconds=model_seconds,
+        majority=majority,
+        alerts=alerts,
+        monitor_seconds=monitor_seconds,
     )
+
+
+def _monitor(
+    monitor: AnnotatorMonitor,
+    model: StreamingConsensus,
+    rows: Sequence[LabelRow],
+    positions: Sequence[int],
+    contexts: Sequence[AnswerContext | None],
+) -> list[tuple[int, Finding]]:
+    reliability = model.reliability
+
+    def lookup(annotator: str) -> tuple[int, float, float]:
+        report = reliability.report(annotator)
+        return report.n_labels, report.accuracy_low, report.accuracy_high
+
+    found: list[tuple[int, Finding]] = []
+    n_classes = reliability.n_classes
+    for position, ctx in zip(positions, contexts, strict=True):
+        row = rows[position]
+        gold_correct = None if row.gold is None else row.gold == row.label
+        for finding in monitor.observe(
+            row.annotator,
+            ctx,
+            reliability.class_index(row.label),
+            n_classes if ctx is None else ctx.n_classes,
+            row.duration_ms,
+            float(position) if row.ts is None else row.ts,
+            gold_correct,
+            lookup,
+            position,
+        ):
+            found.append((position, finding))
+    return found
+
+
+def _alert_row(project: str, position: int, row: LabelRow, finding: Finding) -> dict[str, Any]:
+    return {
+        "kind": finding.kind,
+        "state": finding.state,
+        "annotator": finding.annotator,
+        "at_label": position + 1,
+        "line": row.line,
+        "project": project,
+        "score": finding.score,
+        "threshold": finding.threshold,
+        "severity": finding.severity,
+        "detector": finding.detector,
+        "reason": finding.reason,
+        "evidence": finding.evidence,
+    }
 
 
 def accuracy(predicted: dict[tuple[str, str], str], truth: dict[str, str]) -> float | None:

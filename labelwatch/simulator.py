@@ -4,20 +4,35 @@ Pure: no Kafka, no clock (the caller passes the start time). The same seed gives
 stream. ``labelwatch simulate`` and ``labelwatch demo`` send what this module generates.
 
 The population: several projects, each with its own label set and class prior; annotators
-who are *reliable* (accuracy ~0.9) or *noisy* (~0.55), with errors spread over the other
+who are *reliable* (accuracy 0.85-0.97) or *noisy* (0.55-0.75: weak but informative; an
+annotator at chance would be a spammer), with errors spread over the other
 classes; each item is labeled by several distinct annotators, interleaved with other open
 items the way a labeling queue hands them out; a share of items are gold (control) tasks that
 carry their known answer; durations are log-normal around each annotator's own pace.
+
+Injected behaviours, with ground truth on every generated label (:class:`SimulatedAnnotator`):
+
+* ``drifter``: reliable, then from its ``drift_onset``-th own label (1-based) on answers
+  uniformly at random over the project's classes;
+* ``spammer_constant``: gives one fixed answer (its own choice of class) on everything;
+* ``spammer_random``: answers uniformly at random;
+* ``spammer_fast``: answers uniformly at random in about 300 ms (a script);
+* ``colluder``: noisy annotators in pairs; the pair is handed the same items and the second
+  to answer copies the first's answer.
+
+Every other annotator is ``reliable`` or ``noisy`` and stays stationary.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 PROJECT_LABELS: dict[str, tuple[str, ...]] = {
     "sentiment": ("positive", "neutral", "negative"),
@@ -31,9 +46,16 @@ class SimulatedAnnotator:
     """Ground truth about one simulated annotator."""
 
     annotator_id: str
-    kind: str  # "reliable" or "noisy"
+    kind: str  # "reliable", "noisy", or one of BEHAVIOURS
     accuracy: float
     median_duration_ms: float
+    drift_onset: int | None = None  # own label (1-based) from which a drifter answers at random
+    constant_choice: int = 0  # class rank a constant spammer always answers
+    partner: str | None = None  # the other member of a colluding pair
+
+    @property
+    def is_spammer(self) -> bool:
+        return self.kind.startswith("spammer_")
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,8 @@ class SimulatedLabel:
     event: dict[str, object]
     true_label: str
     annotator: SimulatedAnnotator
+    own_index: int = 1  # 1-based number of this label among its annotator's labels
+    drifted: bool = False  # the answer came after the annotator's drift onset
 
 
 @dataclass
@@ -67,6 +91,12 @@ class SimulationConfig:
         Event-time rate of the stream (spacing of ``ts``), not a wall-clock rate.
     run_id
         Prefix of event ids, so separate runs never collide.
+    behaviours
+        How many annotators of each injected behaviour (:data:`BEHAVIOURS`; ``colluder``
+        counts pairs) to add to the ``annotators`` stationary ones.
+    drift_onset
+        Range (inclusive) of the own-label number at which each drifter starts answering at
+        random.
     """
 
     seed: int = 0
@@ -78,6 +108,22 @@ class SimulationConfig:
     events_per_second: float = 200.0
     run_id: str = "sim"
     projects: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(PROJECT_LABELS))
+    behaviours: dict[str, int] = field(default_factory=dict)
+    drift_onset: tuple[int, int] = (30, 150)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.behaviours) - set(BEHAVIOURS))
+        if unknown:
+            raise ValueError(f"unknown behaviour(s) {unknown}; known: {list(BEHAVIOURS)}")
+
+
+BEHAVIOURS: tuple[str, ...] = (
+    "drifter",
+    "spammer_constant",
+    "spammer_random",
+    "spammer_fast",
+    "colluder",
+)
 
 
 @dataclass
@@ -87,6 +133,7 @@ class _OpenItem:
     true_label: str
     gold: bool
     annotators: list[SimulatedAnnotator]
+    answers: dict[str, str] = field(default_factory=dict)
 
 
 class LabelingSimulator:
@@ -107,11 +154,16 @@ class LabelingSimulator:
         self.config = config
         self._rng = random.Random(config.seed)
         self.annotators = [self._make_annotator(i) for i in range(config.annotators)]
+        for kind in BEHAVIOURS:
+            for _ in range(config.behaviours.get(kind, 0)):
+                self.annotators += self._make_behaviour(kind, len(self.annotators))
+        self._by_id = {a.annotator_id: a for a in self.annotators}
+        self._own_labels: dict[str, int] = {}
         self._items_opened = 0
 
     def _make_annotator(self, index: int) -> SimulatedAnnotator:
         noisy = self._rng.random() < self.config.noisy_share
-        accuracy = self._rng.uniform(0.45, 0.65) if noisy else self._rng.uniform(0.85, 0.97)
+        accuracy = self._rng.uniform(0.55, 0.75) if noisy else self._rng.uniform(0.85, 0.97)
         pace = math.exp(self._rng.gauss(math.log(4000), 0.4))
         return SimulatedAnnotator(
             annotator_id=f"ann-{index:03d}",
@@ -119,6 +171,42 @@ class LabelingSimulator:
             accuracy=accuracy,
             median_duration_ms=pace,
         )
+
+    def _make_behaviour(self, kind: str, index: int) -> list[SimulatedAnnotator]:
+        rng = self._rng
+        if kind == "colluder":
+            first, second = f"ann-{index:03d}", f"ann-{index + 1:03d}"
+            return [
+                SimulatedAnnotator(
+                    annotator_id=me,
+                    kind="colluder",
+                    accuracy=rng.uniform(0.55, 0.75),
+                    median_duration_ms=math.exp(rng.gauss(math.log(4000), 0.4)),
+                    partner=other,
+                )
+                for me, other in ((first, second), (second, first))
+            ]
+        base = self._make_annotator(index)
+        if kind == "drifter":
+            low, high = self.config.drift_onset
+            return [
+                SimulatedAnnotator(
+                    annotator_id=base.annotator_id,
+                    kind=kind,
+                    accuracy=rng.uniform(0.85, 0.97),
+                    median_duration_ms=base.median_duration_ms,
+                    drift_onset=rng.randint(low, high),
+                )
+            ]
+        return [
+            SimulatedAnnotator(
+                annotator_id=base.annotator_id,
+                kind=kind,
+                accuracy=0.0,  # answers carry no information about the truth
+                median_duration_ms=300.0 if kind == "spammer_fast" else base.median_duration_ms,
+                constant_choice=rng.randrange(8),
+            )
+        ]
 
     def _open_item(self) -> _OpenItem:
         rng = self._rng
@@ -129,19 +217,39 @@ class LabelingSimulator:
         true_label = rng.choices(classes, weights=weights)[0]
         k = min(self.config.labels_per_item, len(self.annotators))
         self._items_opened += 1
+        chosen = rng.sample(self.annotators, k)
+        # A colluding pair works the same items: bring the partner in.
+        for a in list(chosen):
+            if (
+                a.partner is not None
+                and k >= 2
+                and all(c.partner != a.annotator_id for c in chosen)
+            ):
+                outsider = next((c for c in chosen if c is not a and c.partner is None), None)
+                if outsider is not None:
+                    chosen[chosen.index(outsider)] = self._by_id[a.partner]
         return _OpenItem(
             project=project,
             item_id=f"{project}-{self.config.run_id}-{self._items_opened:07d}",
             true_label=true_label,
             gold=rng.random() < self.config.gold_share,
-            annotators=rng.sample(self.annotators, k),
+            annotators=chosen,
         )
 
-    def _answer(self, annotator: SimulatedAnnotator, item: _OpenItem) -> str:
-        if self._rng.random() < annotator.accuracy:
+    def _answer(self, annotator: SimulatedAnnotator, item: _OpenItem, drifted: bool) -> str:
+        rng = self._rng
+        classes = self.config.projects[item.project]
+        kind = annotator.kind
+        if kind == "spammer_constant":
+            return classes[annotator.constant_choice % len(classes)]
+        if kind in ("spammer_random", "spammer_fast") or drifted:
+            return rng.choice(classes)
+        if annotator.partner is not None and annotator.partner in item.answers:
+            return item.answers[annotator.partner]
+        if rng.random() < annotator.accuracy:
             return item.true_label
-        others = [c for c in self.config.projects[item.project] if c != item.true_label]
-        return self._rng.choice(others)
+        others = [c for c in classes if c != item.true_label]
+        return rng.choice(others)
 
     def labels(self, start: datetime) -> Iterator[SimulatedLabel]:
         """Yield labels with event times from ``start`` on (timezone-aware)."""
@@ -156,19 +264,32 @@ class LabelingSimulator:
             if not item.annotators:
                 open_items[slot] = self._open_item()
             ts += timedelta(seconds=rng.expovariate(self.config.events_per_second))
-            duration = rng.lognormvariate(math.log(annotator.median_duration_ms), 0.5)
+            spread = 0.3 if annotator.kind == "spammer_fast" else 0.5
+            duration = rng.lognormvariate(math.log(annotator.median_duration_ms), spread)
+            own = self._own_labels[annotator.annotator_id] = (
+                self._own_labels.get(annotator.annotator_id, 0) + 1
+            )
+            drifted = annotator.drift_onset is not None and own >= annotator.drift_onset
+            answer = self._answer(annotator, item, drifted)
+            item.answers[annotator.annotator_id] = answer
             event: dict[str, object] = {
                 "event_id": f"{self.config.run_id}-{seq:08d}",
                 "ts": ts.isoformat(),
                 "project": item.project,
                 "item_id": item.item_id,
                 "annotator_id": annotator.annotator_id,
-                "label": self._answer(annotator, item),
+                "label": answer,
                 "gold_label": item.true_label if item.gold else None,
                 "duration_ms": int(duration),
             }
             seq += 1
-            yield SimulatedLabel(event=event, true_label=item.true_label, annotator=annotator)
+            yield SimulatedLabel(
+                event=event,
+                true_label=item.true_label,
+                annotator=annotator,
+                own_index=own,
+                drifted=drifted,
+            )
 
 
 def kafka_records(
@@ -240,3 +361,48 @@ MALFORMED_KINDS = 10
 
 
 _DROP = object()
+
+
+def write_replay_files(
+    labels: Iterator[SimulatedLabel], n: int, directory: Path
+) -> dict[str, dict[str, object]]:
+    """Write ``n`` labels as replay input: ``labels.csv`` (with project, gold, duration and
+    time), ``truth.csv`` and ``annotators.json`` (each annotator's behaviour, the ground truth
+    for evaluating alerts). Returns the annotators' ground truth."""
+    directory.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, str] = {}
+    annotators: dict[str, dict[str, object]] = {}
+    columns = ["project", "item", "annotator", "label", "gold", "duration_ms", "ts"]
+    with (directory / "labels.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for _ in range(n):
+            lab = next(labels)
+            e = lab.event
+            gold = e["gold_label"]
+            writer.writerow(
+                [
+                    e["project"],
+                    e["item_id"],
+                    e["annotator_id"],
+                    e["label"],
+                    "" if gold is None else gold,
+                    e["duration_ms"],
+                    e["ts"],
+                ]
+            )
+            truth[str(e["item_id"])] = lab.true_label
+            a = lab.annotator
+            annotators[a.annotator_id] = {
+                "kind": a.kind,
+                "accuracy": a.accuracy,
+                "median_duration_ms": a.median_duration_ms,
+                "drift_onset": a.drift_onset,
+                "partner": a.partner,
+            }
+    with (directory / "truth.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item", "label"])
+        writer.writerows(sorted(truth.items()))
+    (directory / "annotators.json").write_text(json.dumps(annotators, indent=1, sort_keys=True))
+    return annotators
