@@ -9,7 +9,7 @@ KAFKA  := python3 scripts/local_kafka.py
 DEMO_SECONDS ?= 30
 
 .PHONY: install demo test check lint types broker broker-stop kafka-fetch schema clean \
-	bench-consensus bench-decode
+	bench-consensus bench-decode bench-drift
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,9 @@ bench-consensus: $(BENCH_VENV)/.installed ## online consensus vs Crowd-Kit on th
 
 bench-decode: install ## per-event validation cost
 	$(BIN)/python bench/decode_throughput.py
+
+bench-drift: install ## drift/spammer detection delay and false alarms, ADWIN as reference
+	$(BIN)/python bench/drift_detection.py
 
 clean: ## remove local state (not the cached Kafka jars)
 	rm -rf .labelwatch .pytest_cache .mypy_cache .ruff_cache
