@@ -23,7 +23,7 @@ from typing import Any
 
 from labelwatch.models.consensus import StreamingConsensus, warm_up
 from labelwatch.models.drift import AnswerContext
-from labelwatch.models.monitor import AnnotatorMonitor, Finding, MonitorConfig
+from labelwatch.models.monitor import AnnotatorMonitor, Finding, MonitorConfig, reliability_lookup
 
 REQUIRED_COLUMNS = ("item", "annotator", "label")
 OPTIONAL_COLUMNS = ("gold", "duration_ms", "ts", "project")
@@ -240,10 +240,7 @@ def _monitor(
     contexts: Sequence[AnswerContext | None],
 ) -> list[tuple[int, Finding]]:
     reliability = model.reliability
-
-    def lookup(annotator: str) -> tuple[int, float, float]:
-        report = reliability.report(annotator)
-        return report.n_labels, report.accuracy_low, report.accuracy_high
+    lookup = reliability_lookup(reliability)
 
     found: list[tuple[int, Finding]] = []
     n_classes = reliability.n_classes

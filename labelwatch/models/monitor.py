@@ -48,8 +48,9 @@ from labelwatch.models.drift import (
     RandomAnsweringCusum,
     SpeedCusum,
 )
+from labelwatch.models.reliability import AnnotatorReliability
 
-__all__ = ["AnnotatorMonitor", "Finding", "MonitorConfig"]
+__all__ = ["AnnotatorMonitor", "Finding", "MonitorConfig", "reliability_lookup"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,16 @@ class _Annotator:
 
 ReliabilityLookup = Callable[[str], tuple[int, float, float]]
 """annotator -> (labels, accuracy_low, accuracy_high) of its current reliability estimate."""
+
+
+def reliability_lookup(reliability: AnnotatorReliability) -> ReliabilityLookup:
+    """The :data:`ReliabilityLookup` of a consensus model's reliability estimates."""
+
+    def lookup(annotator: str) -> tuple[int, float, float]:
+        report = reliability.report(annotator)
+        return report.n_labels, report.accuracy_low, report.accuracy_high
+
+    return lookup
 
 
 class AnnotatorMonitor:

@@ -33,7 +33,7 @@ from typing import Any
 
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
 from labelwatch.models.drift import AnswerContext
-from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig
+from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig, reliability_lookup
 from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.schemas.alerts import Alert, alert_id
 
@@ -371,10 +371,7 @@ def _watch(
 ) -> list[Alert]:
     """Run the annotator monitor over one project's labels of a segment; the alerts raised."""
     reliability = model.reliability
-
-    def lookup(annotator: str) -> tuple[int, float, float]:
-        report = reliability.report(annotator)
-        return report.n_labels, report.accuracy_low, report.accuracy_high
+    lookup = reliability_lookup(reliability)
 
     alerts: list[Alert] = []
     for i, ctx in zip(indices, contexts, strict=True):
