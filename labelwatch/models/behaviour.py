@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from labelwatch.models.drift import AnswerContext
@@ -68,7 +69,7 @@ class AgreementBeyondChance:
         self.perfect = 0.0  # sum of s2
         self._xx = self._xs = self._ss = 0.0  # sums of products of (x - e) and (s2 - e)
 
-    def update(self, label: int, before: list[float] | tuple[float, ...]) -> None:
+    def update(self, label: int, before: Sequence[float]) -> None:
         k = len(before)
         total = self.n + k  # the spread uses the mix of earlier answers (one pseudo-count each)
         x = before[label]
@@ -116,7 +117,7 @@ class AgreementBeyondChance:
         return max(self.mix.values()) / self.n if self.n else 0.0
 
     def update_context(self, ctx: AnswerContext) -> None:
-        self.update(ctx.label, list(ctx.before))
+        self.update(ctx.label, ctx.before)
 
 
 class SpeedRule:

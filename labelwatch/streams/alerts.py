@@ -8,12 +8,9 @@ batch): consumers keep one record per ``(alert_id, state)``.
 
 from __future__ import annotations
 
-import time
-
-from kafka import KafkaConsumer, TopicPartition
-
 from labelwatch.schemas.alerts import Alert
 from labelwatch.settings import Settings
+from labelwatch.streams.topics import read_range
 
 
 def alert_record(alert: Alert) -> tuple[bytes, bytes]:
@@ -26,25 +23,5 @@ def read_alerts(
 ) -> list[tuple[bytes | None, Alert]]:
     """``(key, alert)`` records from ``start`` (partition -> offset) to the current end, in
     partition and offset order."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    try:
-        parts = [TopicPartition(settings.topic_alerts, p) for p in start]
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, start[tp.partition])
-        ends = consumer.end_offsets(parts)
-        found: list[tuple[int, int, bytes | None, Alert]] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                found.extend(
-                    (r.partition, r.offset, r.key, Alert.model_validate_json(r.value))
-                    for r in records
-                )
-        return [(key, alert) for _, _, key, alert in sorted(found, key=lambda f: f[:2])]
-    finally:
-        consumer.close()
+    records = read_range(settings, settings.topic_alerts, start, timeout_s=timeout_s)
+    return [(r.key, Alert.model_validate_json(r.value)) for r in records]

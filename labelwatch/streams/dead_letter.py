@@ -14,14 +14,12 @@ Value and key are the original bytes, untouched, so a fixed producer can re-send
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
-
 from labelwatch.schemas import InvalidEvent
 from labelwatch.settings import Settings
+from labelwatch.streams.topics import read_range
 
 HEADER_CODE = "lw.error.code"
 HEADER_REASON = "lw.error.reason"
@@ -87,23 +85,12 @@ def read_dead_letters(
     settings: Settings, start: dict[int, int], *, timeout_s: float = 20.0
 ) -> list[DeadLetter]:
     """Dead letters from ``start`` (partition -> offset) to the current end, in source order."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers(),
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-        fetch_max_bytes=64 * 1024 * 1024,
+    records = read_range(
+        settings,
+        settings.topic_dead_letter,
+        start,
+        timeout_s=timeout_s,
+        fetch_max_bytes=64 * 1024 * 1024,  # dead letters keep oversized originals
     )
-    try:
-        parts = [TopicPartition(settings.topic_dead_letter, p) for p in start]
-        consumer.assign(parts)
-        for tp in parts:
-            consumer.seek(tp, start[tp.partition])
-        ends = consumer.end_offsets(parts)
-        found: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in parts):
-            for records in consumer.poll(timeout_ms=1000).values():
-                found.extend(parse_dead_letter(r.headers, r.value) for r in records)
-        return sorted(found, key=lambda d: (d.source_topic, d.source_partition, d.source_offset))
-    finally:
-        consumer.close()
+    found = [parse_dead_letter(r.headers, r.value) for r in records]
+    return sorted(found, key=lambda d: (d.source_topic, d.source_partition, d.source_offset))

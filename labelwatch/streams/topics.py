@@ -6,6 +6,7 @@ import logging
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from labelwatch.settings import Settings
@@ -128,5 +129,38 @@ def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+    finally:
+        consumer.close()
+
+
+def read_range(
+    settings: Settings,
+    topic: str,
+    start: dict[int, int],
+    *,
+    timeout_s: float = 20.0,
+    fetch_max_bytes: int = 50 * 1024 * 1024,
+) -> list[ConsumerRecord]:
+    """Records of ``topic`` from ``start`` (partition -> offset) to the end offsets as of the
+    call (or until ``timeout_s``), in partition and offset order. For tests and tools that
+    read back an output topic; no consumer group, nothing committed."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        enable_auto_commit=False,
+        consumer_timeout_ms=2000,
+        fetch_max_bytes=fetch_max_bytes,
+    )
+    try:
+        parts = [TopicPartition(topic, p) for p in start]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, start[tp.partition])
+        ends = consumer.end_offsets(parts)
+        found: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in parts):
+            for records in consumer.poll(timeout_ms=1000).values():
+                found.extend(records)
+        return sorted(found, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
