@@ -131,7 +131,7 @@ def simulated(seed: int, labels: int) -> dict[str, Any]:
             "spammer_constant": 3,
             "spammer_random": 3,
             "spammer_fast": 3,
-            "colluder": 1,
+            "colluder": 3,
         },
         run_id=f"bench{seed}",
         # One project: the detectors run per annotator *and project*, and delays count the
@@ -185,9 +185,35 @@ def simulated(seed: int, labels: int) -> dict[str, Any]:
         if a not in spammers
         and not (onsets.get(a) is not None and all(own[p] >= onsets[a] for p in positions))
     }
+    # Colluding pairs: both members flagged as copying, naming each other; copy flags on
+    # anyone else (or naming someone other than the true partner) are false.
+    copies = [
+        a for a in result.alerts if a["detector"] == "copied_answers" and a["state"] == "opened"
+    ]
+    pairs = {frozenset((a, s.partner)) for a, s in kinds.items() if s.partner is not None}
+    named = {frozenset((a["annotator"], a["evidence"]["partner"])) for a in copies}
+    copy_shared = [
+        a["evidence"]["shared"]
+        for a in copies
+        if frozenset((a["annotator"], a["evidence"]["partner"])) in pairs
+    ]
     return {
         "seed": seed,
         "labels": len(rows),
+        "colluding_pairs": len(pairs),
+        "colluding_pairs_flagged": len(pairs & named),
+        # two constant spammers on the same class give identical answers: flagged, rightly
+        "copy_flags_constant_spammers": sorted(
+            "+".join(sorted(p))
+            for p in named - pairs
+            if all(kinds[a].kind == "spammer_constant" for a in p)
+        ),
+        "copy_flags_false": sorted(
+            "+".join(sorted(p))
+            for p in named - pairs
+            if not all(kinds[a].kind == "spammer_constant" for a in p)
+        ),
+        "copy_shared_items_at_flag": copy_shared,
         "drift": delays_summary(delays, detected, len(onsets)) | {"alarms_before_onset": early},
         "drift_delays": delays,
         "adwin": delays_summary(a_delays, a_detected, len(onsets))
@@ -209,7 +235,10 @@ def simulated(seed: int, labels: int) -> dict[str, Any]:
 
 
 def per_thousand(alerts: list[dict[str, Any]], labels: int) -> dict[str, float]:
-    opened = Counter(a["kind"] for a in alerts if a["state"] == "opened")
+    """Opened alerts per 1,000 labels by kind and detector (``kind/detector``)."""
+    opened = Counter(
+        f"{a['kind']}/{a['detector'].split(':')[0]}" for a in alerts if a["state"] == "opened"
+    )
     return {k: 1000.0 * v / labels for k, v in sorted(opened.items())}
 
 
@@ -348,6 +377,17 @@ def main() -> None:
         flagged_true / (flagged_true + flagged_false) if flagged_true + flagged_false else None
     )
     print(f"\nSpammers: recall by the 50th label {recall:.3f}, precision {fmt(precision)}")
+    pairs = sum(s["colluding_pairs"] for s in sims)
+    pairs_flagged = sum(s["colluding_pairs_flagged"] for s in sims)
+    copy_false = sum(len(s["copy_flags_false"]) for s in sims)
+    shared_at_flag = [n for s in sims for n in s["copy_shared_items_at_flag"]]
+    constant_pairs = sum(len(s["copy_flags_constant_spammers"]) for s in sims)
+    print(
+        f"Colluding pairs: {pairs_flagged}/{pairs} flagged, false pairs {copy_false} "
+        f"(and {constant_pairs} pairs of constant spammers answering the same class), "
+        f"shared items at the flag: median {fmt(statistics.median(shared_at_flag) if shared_at_flag else None)}, "
+        f"max {max(shared_at_flag, default=None)}"
+    )
     print("Alerts per 1,000 labels:", json.dumps(sims[0]["alerts_per_1000"]))
 
     print("\n## Shared data sets with injected drift (pooled over seeds)")
@@ -391,6 +431,9 @@ def main() -> None:
             "adwin_false_alarms_per_10000": adwin_fa,
             "spam_recall_at_50": recall,
             "spam_precision": precision,
+            "colluding_pairs": pairs,
+            "colluding_pairs_flagged": pairs_flagged,
+            "copy_false_pairs": copy_false,
             "runs": sims,
         },
         "shared": summary_sets,

@@ -15,6 +15,21 @@ not depend on the true class. Two ways to spot it, both explained in the alert:
 * *Impossibly fast*: the median time per answer over the last answers is below
   ``fast_answer_ms``.
 
+Copied answers. Two annotators who copy each other (or share a script) agree on the items
+they both answer even where each of them is often at odds with everyone else. Independent
+annotators who find the same items hard also agree more than their accuracies predict
+(measured on the shared data sets: pairs agree on up to 70% of the disagreements their
+accuracies leave room for), so the reference is not an accuracy model but the pair's own
+behaviour with others: ``rate``, the smaller of the two annotators' disagreement rates with
+their *other* co-annotators, each disagreement weighted by how informative that co-annotator
+is (by the reliability model: ``((accuracy - chance) / (1 - chance))^2``), so that two careful
+annotators in a noisy crowd are compared with the careful part of it. (The reliability model
+alone cannot be the reference: a colluding pair's votes carry the consensus of the items
+they share, and the model rates them highly.) :class:`CopiedAnswers` flags a pair when, over
+``n`` shared items, they disagreed ``m`` times with ``m <= max_ratio * rate * n`` and
+``P(Binomial(n, rate) <= m) <= alpha``: far fewer disagreements than each has with anyone
+else worth listening to, and too few to be luck.
+
 Anomaly score. Each annotator is described by online features (log median time per answer,
 entropy and top share of the answer mix, agreement with consensus, gold accuracy, burstiness
 of the arrival times). The population's median and spread of each feature are taken over
@@ -36,12 +51,19 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from labelwatch.models.drift import AnswerContext
 
-__all__ = ["AgreementBeyondChance", "AnomalyFeatures", "PopulationScaler", "SpeedRule"]
+__all__ = [
+    "AgreementBeyondChance",
+    "AnomalyFeatures",
+    "CopiedAnswers",
+    "CopyVerdict",
+    "PopulationScaler",
+    "SpeedRule",
+]
 
 
 class AgreementBeyondChance:
@@ -249,3 +271,158 @@ class PopulationScaler:
     def median(self, name: str) -> float | None:
         values = self._values.get(name)
         return statistics.median(values) if values else None
+
+
+@dataclass(frozen=True)
+class CopyVerdict:
+    """Evidence that two annotators answer alike far more than either does with others."""
+
+    pair: tuple[str, str]
+    shared: int  # items both answered
+    disagreements: int
+    expected: float  # disagreements expected at ``rate``
+    rate: float  # the smaller of their disagreement rates with other co-annotators
+    log_p: float  # ln P(Binomial(shared, rate) <= disagreements)
+
+
+def binomial_log_cdf(m: int, n: int, p: float) -> float:
+    """``ln P(Binomial(n, p) <= m)``, summed term by term (``m`` is small where it is used).
+
+    >>> round(math.exp(binomial_log_cdf(0, 10, 0.5)), 6)
+    0.000977
+    """
+    if m >= n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return -math.inf
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [
+        math.lgamma(n + 1)
+        - math.lgamma(j + 1)
+        - math.lgamma(n - j + 1)
+        + j * log_p
+        + (n - j) * log_q
+        for j in range(m + 1)
+    ]
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms))
+
+
+class CopiedAnswers:
+    """Pairs of annotators who agree far more with each other than with everyone else.
+
+    Fed each label with the earlier answers on its item (:attr:`AnswerContext.peers`) and
+    ``weight_of``, how much a disagreement with a given annotator says (0 for one answering
+    blindly, 1 for a perfect one; 1 for everyone by default). :meth:`check` tests a pair (see
+    the module docstring). Keeps two sums per annotator and six per pair that shared an item,
+    the least recently updated pairs dropped beyond ``max_pairs``.
+
+    Examples
+    --------
+    >>> import random
+    >>> rng = random.Random(1)
+    >>> watch = CopiedAnswers()
+    >>> for item in range(300):  # "a" copies "b"; both right 60% of the time; "c" 90%
+    ...     truth = rng.randrange(3)
+    ...     guess = lambda acc: truth if rng.random() < acc else (truth + rng.randrange(1, 3)) % 3
+    ...     b, c = guess(0.6), guess(0.9)
+    ...     _ = watch.update("b", b, [("c", c)])
+    ...     _ = watch.update("a", b, [("c", c), ("b", b)])
+    >>> verdict = watch.check(("a", "b"))
+    >>> verdict.disagreements, verdict.rate > 0.3
+    (0, True)
+    >>> watch.check(("a", "c")) is None
+    True
+    """
+
+    def __init__(
+        self,
+        min_shared: int = 30,
+        alpha: float = 1e-8,
+        max_ratio: float = 0.25,
+        max_pairs: int = 50_000,
+    ) -> None:
+        self.min_shared = min_shared
+        self.alpha = alpha
+        self.max_ratio = max_ratio
+        self.max_pairs = max_pairs
+        # (a, b) with a < b -> [shared, disagreements, then for a and for b in turn: the
+        # summed weight of the other member and of the disagreements with it]
+        self.pairs: dict[tuple[str, str], list[float]] = {}
+        self.totals: dict[str, list[float]] = {}  # annotator -> [weight, weighted disagreements]
+
+    @staticmethod
+    def key(a: str, b: str) -> tuple[str, str]:
+        return (a, b) if a < b else (b, a)
+
+    def update(
+        self,
+        annotator: str,
+        answer: int,
+        peers: Sequence[tuple[str, int]],
+        weight_of: Callable[[str], float] | None = None,
+    ) -> list[tuple[str, str]]:
+        """Count one answer against the item's earlier ones; returns the pairs it touched."""
+        touched = []
+        mine = self.totals.setdefault(annotator, [0.0, 0.0])
+        mine_weight = 1.0 if weight_of is None else weight_of(annotator)
+        for other, theirs in peers:
+            if other == annotator:
+                continue
+            differ = float(answer != theirs)
+            their_weight = 1.0 if weight_of is None else weight_of(other)
+            key = self.key(annotator, other)
+            pair = self.pairs.pop(key, None) or [0.0] * 6
+            pair[0] += 1
+            pair[1] += differ
+            # what each member saw of the other: its weight, and the weighted disagreement
+            first_sees, second_sees = (
+                (their_weight, mine_weight) if key[0] == annotator else (mine_weight, their_weight)
+            )
+            pair[2] += first_sees
+            pair[3] += first_sees * differ
+            pair[4] += second_sees
+            pair[5] += second_sees * differ
+            self.pairs[key] = pair  # re-inserted: the dict's order is recency
+            theirs_totals = self.totals.setdefault(other, [0.0, 0.0])
+            mine[0] += their_weight
+            mine[1] += their_weight * differ
+            theirs_totals[0] += mine_weight
+            theirs_totals[1] += mine_weight * differ
+            touched.append(key)
+        while len(self.pairs) > self.max_pairs:
+            del self.pairs[next(iter(self.pairs))]
+        return touched
+
+    def counts(self, pair: tuple[str, str]) -> tuple[int, int]:
+        """(items shared, disagreements) of ``pair``."""
+        counts = self.pairs[pair]
+        return int(counts[0]), int(counts[1])
+
+    def rate(self, pair: tuple[str, str]) -> float | None:
+        """The smaller of the pair's weighted disagreement rates with other co-annotators
+        (``None`` until each has ``min_shared / 2`` weighted comparisons with others)."""
+        counts = self.pairs[pair]
+        rates = []
+        for i, annotator in enumerate(pair):
+            weight, disagreements = self.totals[annotator]
+            rest = weight - counts[2 + 2 * i]
+            if rest < self.min_shared / 2:
+                return None
+            rates.append((disagreements - counts[3 + 2 * i]) / rest)
+        return min(rates)
+
+    def check(self, pair: tuple[str, str]) -> CopyVerdict | None:
+        """The evidence that ``pair`` copies, or ``None`` when it does not stand out."""
+        if pair not in self.pairs:
+            return None
+        shared, differ = self.counts(pair)
+        if shared < self.min_shared:
+            return None
+        rate = self.rate(pair)
+        if rate is None or differ > self.max_ratio * rate * shared:
+            return None
+        log_p = binomial_log_cdf(differ, shared, rate)
+        if log_p > math.log(self.alpha):
+            return None
+        return CopyVerdict(pair, shared, differ, rate * shared, rate, log_p)

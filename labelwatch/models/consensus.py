@@ -358,8 +358,22 @@ class StreamingConsensus(base.Base):
                         ann_rows[t, :k].tolist(),
                         at_label[t, :k].tolist(),
                         s,
+                        self._peers(item_ids[t], int(batch[0][t])),
                     )
                 )
+
+    def _peers(self, item_id: str, annotator_slot: int) -> tuple[tuple[str, int], ...]:
+        """(annotator, answer) of the votes stored on ``item_id`` before ``annotator_slot``'s
+        (all of them when its vote was not stored; none when the item has closed)."""
+        slot = self._slots.get(item_id)
+        if slot is None:
+            return ()
+        n = int(self.n_votes_[slot])
+        voters = self.votes_annotator_[slot, :n].tolist()
+        answers = self.votes_label_[slot, :n].tolist()
+        end = voters.index(annotator_slot) if annotator_slot in voters else n
+        name = self.reliability.annotator_id
+        return tuple((name(a), answers[j]) for j, a in enumerate(voters[:end]))
 
     def _best(self, posteriors: NDArray[np.float64]) -> list[tuple[str | None, float]]:
         """(label, confidence) of each posterior row (``None`` for an all-zero row)."""

@@ -77,6 +77,8 @@ class AnswerContext:
     answer for true class ``k`` and of all answers for it. ``after[k]``: the item's posterior
     right after the label, which is the credit the label gave the annotator's counts.
     ``prior_strength``: labels' worth of ``population`` in the annotator's matrix.
+    ``peers``: (annotator, answer) of the item's earlier votes by other annotators, oldest
+    first (what :class:`~labelwatch.models.behaviour.CopiedAnswers` compares against).
     """
 
     label: int
@@ -86,6 +88,7 @@ class AnswerContext:
     rows: Sequence[float]
     after: Sequence[float]
     prior_strength: float
+    peers: tuple[tuple[str, int], ...] = ()
 
     @property
     def n_classes(self) -> int:

@@ -13,16 +13,26 @@ Kinds and what opens / resolves them:
     Resolved when every detector that fired has recovered.
 ``spammer_suspected``
     After ``spam_min_labels`` answers: chance-corrected agreement ``kappa`` below
-    ``spam_kappa`` (constant or random answering), or the median time per answer below
-    ``fast_answer_ms``. Resolved when kappa rises above twice ``spam_kappa`` and the pace is
-    plausible again.
+    ``spam_kappa`` (constant or random answering) while the reliability model does not rate
+    the annotator clearly better (upper end of its accuracy interval below halfway from chance
+    to perfect: the other votes kappa is measured against may be spammers' too), or the
+    median time per answer below ``fast_answer_ms``. Resolved when kappa rises above twice
+    ``spam_kappa`` and the pace is plausible again.
 ``low_reliability``
     After ``low_reliability_min_labels`` answers: the upper end of the credible interval of
     the annotator's accuracy is below ``chance + low_reliability_margin * (1 - chance)``.
     Resolved when the lower end is above it.
 ``annotator_anomaly``
-    The behaviour-anomaly score (largest robust z-score of the annotator's features against
-    the population) above ``anomaly_threshold``; resolved below half of it.
+    Two episodes of this kind, each with its own detector:
+
+    * ``robust_z:<feature>``: the behaviour-anomaly score (largest robust z-score of the
+      annotator's features against the population) above ``anomaly_threshold``; resolved
+      below half of it.
+    * ``copied_answers``: the annotator and a partner agree far more than either does with
+      anyone else (:class:`~labelwatch.models.behaviour.CopiedAnswers`, after
+      ``copy_min_shared`` shared items, at significance ``copy_alpha``); both get an alert
+      naming the other. Resolved when, over at least ``copy_min_shared`` items shared since,
+      they disagree at least half as often as each does with others.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ from typing import Any
 from labelwatch.models.behaviour import (
     AgreementBeyondChance,
     AnomalyFeatures,
+    CopiedAnswers,
+    CopyVerdict,
     PopulationScaler,
     SpeedRule,
 )
@@ -74,6 +86,9 @@ class MonitorConfig:
     low_reliability_margin: float = 0.25
     anomaly_threshold: float = 6.0
     anomaly_min_labels: int = 30
+    copy_min_shared: int = 30
+    copy_alpha: float = 1e-8
+    copy_max_ratio: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,11 @@ class Finding:
     detector: str
     evidence: dict[str, float | int | str | None] = field(default_factory=dict)
     opened_at: int = -1  # position (offset) of the label that opened the episode
+    episode: str = ""  # the episode's name, when one kind has several (default: ``kind``)
+
+    @property
+    def episode_key(self) -> str:
+        return self.episode or self.kind
 
 
 class _Annotator:
@@ -112,20 +132,23 @@ class _Annotator:
         self.kappa = AgreementBeyondChance()
         self.pace = SpeedRule()
         self.features = AnomalyFeatures()
-        self.open: dict[str, Finding] = {}  # kind -> the finding that opened the episode
+        self.open: dict[str, Finding] = {}  # episode -> the finding that opened it
+        self.copying: tuple[str, str, int, int] | None = None  # pair, shared, disagreements
+        self.informativeness = 0.5  # ((accuracy - chance) / (1 - chance))^2, every 10 labels
         self.drifting: set[str] = set()  # drift detectors in an episode
 
 
-ReliabilityLookup = Callable[[str], tuple[int, float, float]]
-"""annotator -> (labels, accuracy_low, accuracy_high) of its current reliability estimate."""
+ReliabilityLookup = Callable[[str], tuple[int, float, float, float]]
+"""annotator -> (labels, accuracy, accuracy_low, accuracy_high) of its current reliability
+estimate."""
 
 
 def reliability_lookup(reliability: AnnotatorReliability) -> ReliabilityLookup:
     """The :data:`ReliabilityLookup` of a consensus model's reliability estimates."""
 
-    def lookup(annotator: str) -> tuple[int, float, float]:
+    def lookup(annotator: str) -> tuple[int, float, float, float]:
         report = reliability.report(annotator)
-        return report.n_labels, report.accuracy_low, report.accuracy_high
+        return report.n_labels, report.accuracy, report.accuracy_low, report.accuracy_high
 
     return lookup
 
@@ -148,16 +171,23 @@ class AnnotatorMonitor:
         self.config = config or MonitorConfig()
         self._annotators: dict[str, _Annotator] = {}
         self._population = PopulationScaler()
+        self._copies = CopiedAnswers(
+            min_shared=self.config.copy_min_shared,
+            alpha=self.config.copy_alpha,
+            max_ratio=self.config.copy_max_ratio,
+        )
         self._position = -1
 
     # --- state -------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state (for shard checkpoints)."""
-        return {"v": 1, "state": _encode({"a": self._annotators, "p": self._population})}
+        parts = {"a": self._annotators, "p": self._population, "c": self._copies}
+        return {"v": 1, "state": _encode(parts)}
 
     def load_state(self, state: dict[str, Any]) -> None:
         decoded = _decode(state["state"])
         self._annotators, self._population = decoded["a"], decoded["p"]
+        self._copies = decoded.get("c", self._copies)  # checkpoints before copy detection
 
     def open_episodes(self, annotator: str) -> dict[str, Finding]:
         state = self._annotators.get(annotator)
@@ -188,13 +218,15 @@ class AnnotatorMonitor:
         if ctx is not None:
             state.correctness.update(ctx)
             state.kappa.update_context(ctx)
+            if ctx.peers:
+                self._copied(annotator, state, label, ctx.peers, found)
         state.label_mix.update(label, n_classes)
         if duration_ms is not None:
             state.speed.update(float(duration_ms))
             state.pace.update(float(duration_ms))
         state.features.update(ctx, gold_correct, ts)
         self._drift(annotator, state, found)
-        self._spam(annotator, state, found, n_classes)
+        self._spam(annotator, state, found, n_classes, reliability)
         if reliability is not None and state.n % 10 == 0:
             self._reliability(annotator, state, found, reliability, n_classes)
         if state.n % 10 == 0:
@@ -203,19 +235,20 @@ class AnnotatorMonitor:
 
     # --- episodes ----------------------------------------------------------------------------
     def _open(self, state: _Annotator, finding: Finding, found: list[Finding]) -> None:
-        if finding.kind not in state.open:
+        if finding.episode_key not in state.open:
             finding = dataclasses.replace(finding, opened_at=self._position)
-            state.open[finding.kind] = finding
+            state.open[finding.episode_key] = finding
             found.append(finding)
 
     def _resolve(
-        self, state: _Annotator, kind: str, score: float, reason: str, found: list[Finding]
+        self, state: _Annotator, episode: str, score: float, reason: str, found: list[Finding]
     ) -> None:
-        opened = state.open.pop(kind, None)
+        opened = state.open.pop(episode, None)
         if opened is not None:
             found.append(
                 Finding(
-                    kind=kind,
+                    kind=opened.kind,
+                    episode=opened.episode,
                     state="resolved",
                     severity=opened.severity,
                     annotator=opened.annotator,
@@ -249,7 +282,12 @@ class AnnotatorMonitor:
                     )
 
     def _spam(
-        self, annotator: str, state: _Annotator, found: list[Finding], n_classes: int
+        self,
+        annotator: str,
+        state: _Annotator,
+        found: list[Finding],
+        n_classes: int,
+        reliability: ReliabilityLookup | None,
     ) -> None:
         cfg = self.config
         if state.n < cfg.spam_min_labels:
@@ -262,6 +300,12 @@ class AnnotatorMonitor:
         median = state.pace.median if state.pace.n >= 10 else math.nan
         fast = not math.isnan(median) and median < cfg.fast_answer_ms
         blind = decided and upper < cfg.spam_kappa
+        if blind and reliability is not None and n_classes >= 2:
+            # Kappa is measured against the other votes, which early on may be spammers
+            # themselves; the reliability model, which weighs every vote by its annotator,
+            # must not see the annotator as clearly better than halfway from chance.
+            chance = 1.0 / n_classes
+            blind = reliability(annotator)[3] < chance + 0.5 * (1.0 - chance)
         if "spammer_suspected" not in state.open:
             if fast:
                 reason = (
@@ -336,10 +380,13 @@ class AnnotatorMonitor:
         n_classes: int,
     ) -> None:
         cfg = self.config
-        if state.n < cfg.low_reliability_min_labels or n_classes < 2:
+        if n_classes < 2:
             return
-        n, low, high = reliability(annotator)
+        n, accuracy, low, high = reliability(annotator)
         chance = 1.0 / n_classes
+        state.informativeness = min(max((accuracy - chance) / (1.0 - chance), 0.0), 1.0) ** 2
+        if state.n < cfg.low_reliability_min_labels:
+            return
         floor = chance + cfg.low_reliability_margin * (1.0 - chance)
         if "low_reliability" not in state.open and high < floor:
             self._open(
@@ -400,6 +447,89 @@ class AnnotatorMonitor:
             self._resolve(
                 state, "annotator_anomaly", z, "behaviour back within the population's", found
             )
+
+    def _copied(
+        self,
+        annotator: str,
+        state: _Annotator,
+        label: int,
+        peers: tuple[tuple[str, int], ...],
+        found: list[Finding],
+    ) -> None:
+        copies = self._copies
+        for pair in copies.update(annotator, label, peers, self._informativeness):
+            shared, differ = copies.counts(pair)
+            for member in pair:
+                member_state = self._annotators.get(member)
+                if member_state is not None and member_state.copying is not None:
+                    self._copy_recovered(member, member_state, pair, found)
+            if shared % 5:
+                continue  # test every 5th shared item: the verdict moves slowly
+            verdict = copies.check(pair)
+            if verdict is None:
+                continue
+            for member, partner in (pair, pair[::-1]):
+                member_state = self._annotators.get(member)
+                if member_state is None or member_state.copying is not None:
+                    continue
+                member_state.copying = (*pair, shared, differ)
+                finding = _copy_finding(member, partner, verdict, self.config.copy_max_ratio)
+                self._open(member_state, finding, found)
+
+    def _informativeness(self, annotator: str) -> float:
+        state = self._annotators.get(annotator)
+        return 0.5 if state is None else state.informativeness
+
+    def _copy_recovered(
+        self, member: str, state: _Annotator, pair: tuple[str, str], found: list[Finding]
+    ) -> None:
+        assert state.copying is not None
+        a, b, shared_then, differ_then = state.copying
+        if (a, b) != pair:
+            return
+        shared, differ = self._copies.counts(pair)
+        since, differ_since = shared - shared_then, differ - differ_then
+        rate = self._copies.rate(pair)
+        if since < self.config.copy_min_shared or rate is None:
+            return
+        if differ_since >= 2 * self.config.copy_max_ratio * rate * since:
+            state.copying = None
+            self._resolve(
+                state,
+                "copied_answers",
+                differ_since / max(rate * since, 1e-9),
+                f"disagrees with {b if member == a else a} on {differ_since} of the {since} "
+                "items shared since, like with others",
+                found,
+            )
+
+
+def _copy_finding(annotator: str, partner: str, verdict: CopyVerdict, max_ratio: float) -> Finding:
+    agree = verdict.shared - verdict.disagreements
+    return Finding(
+        kind="annotator_anomaly",
+        episode="copied_answers",
+        state="opened",
+        severity="warning",
+        annotator=annotator,
+        score=verdict.disagreements / max(verdict.expected, 1e-9),
+        threshold=max_ratio,
+        reason=(
+            f"answers like {partner} on {agree} of the {verdict.shared} items both answered; "
+            f"each disagrees with the others (weighted by their reliability) on "
+            f"{verdict.rate:.0%} of items, so about "
+            f"{verdict.expected:.0f} disagreements were expected "
+            f"(p = {math.exp(verdict.log_p):.1e})"
+        ),
+        detector="copied_answers",
+        evidence={
+            "partner": partner,
+            "shared": verdict.shared,
+            "disagreements": verdict.disagreements,
+            "expected_disagreements": round(verdict.expected, 2),
+            "disagreement_with_others": round(verdict.rate, 4),
+        },
+    )
 
 
 def _drift_finding(annotator: str, name: str, report: DriftReport) -> Finding:

@@ -166,6 +166,10 @@ class AnnotatorReliability(base.Base):
         """Ids of every annotator seen, in order of first appearance."""
         return list(self._ids)
 
+    def annotator_id(self, slot: int) -> str:
+        """The id of the annotator in ``slot`` (the inverse of :meth:`slot`)."""
+        return self._ids[slot]
+
     def __contains__(self, annotator_id: object) -> bool:
         return annotator_id in self._slots
 

@@ -391,7 +391,7 @@ def _watch(
         for f in findings:
             alerts.append(
                 Alert(
-                    alert_id=alert_id(f.kind, project, f.annotator, shard, f.opened_at),
+                    alert_id=alert_id(f.episode_key, project, f.annotator, shard, f.opened_at),
                     kind=f.kind,
                     state=f.state,
                     severity=f.severity,

@@ -31,9 +31,12 @@ EvidenceValue = float | int | str | None
 MAX_EVIDENCE_ITEMS = 16
 
 
-def alert_id(kind: str, project: str, annotator_id: str, shard: str, opened_offset: int) -> str:
-    """Deterministic id of an episode: the same inputs always give the same id."""
-    key = "\x1f".join((kind, project, annotator_id, shard, str(opened_offset)))
+def alert_id(episode: str, project: str, annotator_id: str, shard: str, opened_offset: int) -> str:
+    """Deterministic id of an episode: the same inputs always give the same id.
+
+    ``episode`` is the alert's kind, or the name of the episode when one kind has several
+    (``copied_answers`` beside the behaviour anomaly of ``annotator_anomaly``)."""
+    key = "\x1f".join((episode, project, annotator_id, shard, str(opened_offset)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from labelwatch.models.behaviour import CopiedAnswers
 from labelwatch.models.drift import AnswerContext, LabelMixCusum, RandomAnsweringCusum, SpeedCusum
 from labelwatch.models.monitor import AnnotatorMonitor
 from labelwatch.replay import LabelRow, read_labels, replay
@@ -24,11 +25,13 @@ from labelwatch.simulator import (
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def decisive(label: int, truth: int, k: int = 3) -> AnswerContext:
+def decisive(
+    label: int, truth: int, k: int = 3, peers: tuple[tuple[str, int], ...] = ()
+) -> AnswerContext:
     """A label on an item whose other votes are decisive, scored by a prior-only matrix."""
     before = [0.96 if c == truth else 0.04 / (k - 1) for c in range(k)]
     population = [0.85 if c == label else 0.15 / (k - 1) for c in range(k)]
-    return AnswerContext(label, before, population, [0.0] * k, [0.0] * k, before, 2.0)
+    return AnswerContext(label, before, population, [0.0] * k, [0.0] * k, before, 2.0, peers)
 
 
 def answer(rng: random.Random, accuracy: float, truth: int, k: int = 3) -> int:
@@ -173,14 +176,55 @@ def test_spammers_flagged_by_their_fiftieth_label(tmp_path: Path, kind: str, det
         assert 30 <= own_index(rows, alert["at_label"] - 1) <= 60
 
 
+def test_copied_answers_flag_colluding_pairs_by_name(tmp_path: Path) -> None:
+    rows, truth = simulate(tmp_path, 5, 12_000, colluder=2)
+    result = replay(rows)
+    copies = [a for a in result.alerts if a["detector"] == "copied_answers"]
+    pairs = {frozenset((a, t["partner"])) for a, t in truth.items() if t["partner"]}
+    assert len(pairs) == 2
+    named = {frozenset((a["annotator"], a["evidence"]["partner"])) for a in copies}
+    assert named == pairs  # both pairs, and nobody else
+    assert all(a["kind"] == "annotator_anomaly" and a["state"] == "opened" for a in copies)
+    assert len(copies) == 4  # one episode per member
+    assert all(a["evidence"]["shared"] <= 60 for a in copies)
+
+
+def test_copied_answers_not_fooled_by_items_everyone_finds_hard() -> None:
+    """Honest annotators who share a common mistake on hard items agree more than their
+    accuracies predict, but still disagree with each other about as often as with anyone."""
+    rng = random.Random(2)
+    watch = CopiedAnswers()
+    honest = [f"h{i}" for i in range(6)]
+    for _ in range(4_000):
+        truth = rng.randrange(3)
+        hard = rng.random() < 0.3
+        lure = (truth + 1) % 3  # the wrong answer hard items invite
+        votes: list[tuple[str, int]] = []
+        for who in [*rng.sample(honest, 4), "source", "copier"]:
+            if who == "copier" and any(v[0] == "source" for v in votes):
+                label = dict(votes)["source"]
+            elif hard:
+                label = truth if rng.random() < 0.45 else lure
+            else:
+                label = answer(rng, 0.9 if who != "source" else 0.6, truth)
+            watch.update(who, label, votes)
+            votes.append((who, label))
+    flagged = {pair for pair in watch.pairs if watch.check(pair) is not None}
+    assert flagged == {("copier", "source")}
+
+
 def test_monitor_state_survives_a_checkpoint() -> None:
     rng = random.Random(0)
     data = []
+    previous: list[tuple[str, int]] = []
     for n in range(3_000):
         truth = rng.randrange(3)
         who = f"a{rng.randrange(6)}"
         accuracy = 0.33 if who == "a0" and n > 1500 else 0.9
-        ctx = decisive(answer(rng, accuracy, truth), truth)
+        label = answer(rng, accuracy, truth)
+        peers = tuple(p for p in previous if p[0] != who)
+        ctx = decisive(label, truth, peers=peers)
+        previous = [*previous[-3:], (who, label)]  # items of four votes, overlapping
         data.append((who, ctx, ctx.label, 3, rng.randrange(2_000, 6_000), float(n), None))
     full, first = AnnotatorMonitor(), AnnotatorMonitor()
     for d in data[:1_000]:
