@@ -140,7 +140,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except (ReplayInputError, OSError) as exc:
         print(f"labelwatch replay: {exc}", file=sys.stderr)
         return 2
-    result = replay(ordered(rows, args.shuffle))
+    result = replay(ordered(rows, args.shuffle), monitor_config=_settings().monitor_config())
     report = summary(result, truth)
     if args.json:
         print(json.dumps(report, sort_keys=True))

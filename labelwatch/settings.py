@@ -14,6 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from labelwatch.models.monitor import MonitorConfig
+
+_M = MonitorConfig  # the detector defaults live with the detectors
+
 
 class Settings(BaseSettings):
     """All of labelwatch's configuration. Read once at start-up; immutable afterwards."""
@@ -107,6 +111,64 @@ class Settings(BaseSettings):
         description="Labels per partition between model checkpoints (bounds recovery replay).",
     )
 
+    # --- Annotator alerts (see README "Annotator alerts") --------------------------------
+    drift_target_arl: float = Field(
+        _M.drift_target_arl,
+        ge=100,
+        description=(
+            "False-alarm budget of annotator_drift: average labels between false alarms of a "
+            "stationary annotator."
+        ),
+    )
+    drift_warmup_labels: int = Field(
+        _M.drift_warmup,
+        ge=5,
+        le=1000,
+        description="Labels of an annotator before its drift detectors give verdicts.",
+    )
+    drift_guard_labels: int = Field(
+        _M.drift_guard,
+        ge=5,
+        le=1000,
+        description="Latest labels left out of the baseline a change is judged against.",
+    )
+    spam_min_labels: int = Field(
+        _M.spam_min_labels, ge=5, description="Labels before an annotator can be called a spammer."
+    )
+    spam_kappa: float = Field(
+        _M.spam_kappa,
+        gt=0,
+        lt=1,
+        description="Chance-corrected agreement (kappa) below which answers count as blind.",
+    )
+    fast_answer_ms: float = Field(
+        _M.fast_answer_ms,
+        ge=0,
+        description="Median time per answer (ms) below which answers are too fast for a person.",
+    )
+    low_reliability_margin: float = Field(
+        _M.low_reliability_margin,
+        gt=0,
+        lt=1,
+        description="low_reliability floor: share of the way from chance to perfect accuracy.",
+    )
+    anomaly_threshold: float = Field(
+        _M.anomaly_threshold,
+        gt=0,
+        description="Robust z-score of a behaviour feature that opens annotator_anomaly.",
+    )
+    copy_alpha: float = Field(
+        _M.copy_alpha,
+        gt=0,
+        lt=0.01,
+        description="Significance of a copied-answers verdict on one pair of annotators.",
+    )
+    copy_min_shared: int = Field(
+        _M.copy_min_shared,
+        ge=10,
+        description="Items two annotators must share before they can be called copies.",
+    )
+
     # --- Worker ---------------------------------------------------------------------------
     web_host: str = Field(
         "127.0.0.1", description="Address of the worker's HTTP endpoint (/metrics, health)."
@@ -129,6 +191,21 @@ class Settings(BaseSettings):
         return self
 
     # --- derived values -------------------------------------------------------------------
+    def monitor_config(self) -> MonitorConfig:
+        """The annotator monitor's detector settings."""
+        return MonitorConfig(
+            drift_target_arl=self.drift_target_arl,
+            drift_warmup=self.drift_warmup_labels,
+            drift_guard=self.drift_guard_labels,
+            spam_min_labels=self.spam_min_labels,
+            spam_kappa=self.spam_kappa,
+            fast_answer_ms=self.fast_answer_ms,
+            low_reliability_margin=self.low_reliability_margin,
+            anomaly_threshold=self.anomaly_threshold,
+            copy_alpha=self.copy_alpha,
+            copy_min_shared=self.copy_min_shared,
+        )
+
     def resolved_dsn(self) -> str:
         """The ClickHouse DSN to connect to, with the chDB default filled in (a secret)."""
         if self.clickhouse_dsn is not None:

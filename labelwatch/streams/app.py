@@ -95,6 +95,7 @@ def quality_tracker(settings: Settings) -> QualityTracker:
         model_factory=model,
         snapshot_seconds=settings.reliability_snapshot_seconds,
         checkpoint_every_labels=settings.checkpoint_every_labels,
+        monitor_config=settings.monitor_config(),
     )
 
 

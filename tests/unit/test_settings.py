@@ -20,6 +20,24 @@ def test_reads_labelwatch_prefixed_environment(monkeypatch: pytest.MonkeyPatch) 
     assert settings.sink_batch_size == 123
 
 
+def test_detector_settings_reach_the_workers_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    from labelwatch.streams.app import quality_tracker
+
+    monkeypatch.setenv("LABELWATCH_DRIFT_TARGET_ARL", "50000")
+    monkeypatch.setenv("LABELWATCH_FAST_ANSWER_MS", "800")
+    monkeypatch.setenv("LABELWATCH_COPY_MIN_SHARED", "40")
+    config = quality_tracker(Settings()).monitor_config
+    assert config is not None
+    assert (config.drift_target_arl, config.fast_answer_ms, config.copy_min_shared) == (
+        50000.0,
+        800.0,
+        40,
+    )
+    monkeypatch.setenv("LABELWATCH_SPAM_KAPPA", "1.5")
+    with pytest.raises(ValidationError, match="spam_kappa"):
+        Settings()
+
+
 def test_is_frozen() -> None:
     with pytest.raises(ValidationError):
         Settings().sink_batch_size = 5  # type: ignore[misc]
