@@ -8,9 +8,6 @@ that /metrics counted them, and that the worker exits 0 on SIGTERM.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +15,6 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from labelwatch.settings import Settings
 from labelwatch.simulator import (
     MALFORMED_KINDS,
     LabelingSimulator,
@@ -31,49 +27,12 @@ from labelwatch.streams.dead_letter import read_dead_letters
 from labelwatch.streams.produce import produce
 from labelwatch.streams.topics import end_offsets, ensure_topics, wait_for_lag_zero
 from labelwatch.streams.worker_process import WorkerProcess
+from tests.integration.conftest import settings_from
 
 pytestmark = pytest.mark.broker
 
 N_EVENTS = 600
 N_RESENT = 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def e2e_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
-    """Environment for a worker of its own: fresh topics, group, store and port."""
-    tag = secrets.token_hex(4)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWATCH_")}
-    env.update(
-        {
-            "LABELWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap,
-            "LABELWATCH_APP_ID": f"e2e-{tag}",
-            "LABELWATCH_TOPIC_LABELS": f"e2e-{tag}.labels",
-            "LABELWATCH_TOPIC_DEAD_LETTER": f"e2e-{tag}.dead-letter",
-            "LABELWATCH_TOPIC_ALERTS": f"e2e-{tag}.alerts",
-            "LABELWATCH_TOPIC_PARTITIONS": "3",
-            "LABELWATCH_DATA_DIR": str(tmp_path / "data"),
-            "LABELWATCH_WEB_PORT": str(free_port()),
-            "LABELWATCH_SINK_BATCH_SIZE": "200",
-            "LABELWATCH_SINK_FLUSH_SECONDS": "0.5",
-            "LABELWATCH_MAX_MESSAGE_BYTES": "65536",
-            "LABELWATCH_RELIABILITY_SNAPSHOT_SECONDS": "0.5",
-            "LABELWATCH_CHECKPOINT_EVERY_LABELS": "100",
-        }
-    )
-    return env
-
-
-def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for key, value in env.items():
-        if key.startswith("LABELWATCH_"):
-            monkeypatch.setenv(key, value)
-    return Settings()
 
 
 def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(

@@ -1,0 +1,116 @@
+"""Annotator alerts end to end: simulated spammers and a colluding pair go through the real
+broker into a real ``labelwatch worker`` process; their alerts come out on the alerts topic,
+in the ClickHouse ``alerts`` table and in /metrics, the same alerts everywhere, once each.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from labelwatch.simulator import PROJECT_LABELS, LabelingSimulator, SimulationConfig, encode_event
+from labelwatch.sinks.clickhouse import connect, database_name
+from labelwatch.streams.alerts import read_alerts
+from labelwatch.streams.produce import produce
+from labelwatch.streams.topics import ensure_topics, wait_for_lag_zero
+from labelwatch.streams.worker_process import WorkerProcess
+from tests.integration.conftest import settings_from
+
+pytestmark = pytest.mark.broker
+
+N_EVENTS = 2_000
+
+
+def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse(
+    e2e_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One partition: every label of an annotator reaches the same monitor (with more, each
+    # partition's monitor watches its share of the annotator's labels; README).
+    env = e2e_env | {"LABELWATCH_TOPIC_PARTITIONS": "1"}
+    settings = settings_from(env, monkeypatch)
+    ensure_topics(settings)
+    config = SimulationConfig(
+        seed=21,
+        run_id="alerts",
+        annotators=12,
+        behaviours={"spammer_fast": 1, "spammer_constant": 1, "colluder": 1},
+        projects={"animals": PROJECT_LABELS["animals"]},
+    )
+    sim = LabelingSimulator(config)
+    stream = sim.labels(datetime(2026, 6, 1, tzinfo=UTC))
+    events = [next(stream).event for _ in range(N_EVENTS)]
+    kinds = {a.annotator_id: a.kind for a in sim.annotators}
+
+    log = tmp_path / "worker.log"
+    worker = WorkerProcess.start(settings, log, env=env)
+    try:
+        produce(
+            settings,
+            settings.topic_labels,
+            [(str(e["item_id"]).encode(), encode_event(e)) for e in events],
+        )
+        assert wait_for_lag_zero(settings, timeout_s=120) == 0
+        metrics = worker.get("/metrics").decode()
+    finally:
+        exit_code = worker.stop()
+    assert exit_code == 0, log.read_text()[-3000:]
+
+    # The alerts topic: keyed by annotator, one record per (alert_id, state).
+    records = read_alerts(settings, {0: 0})
+    assert records, log.read_text()[-3000:]
+    assert all(key == alert.annotator_id.encode() for key, alert in records)
+    published = {(a.alert_id, a.state): a for _, a in records}
+    opened = [a for a in published.values() if a.state == "opened"]
+    found = {(a.annotator_id, a.kind, a.detector) for a in opened}
+    spammer_fast = next(a for a, k in kinds.items() if k == "spammer_fast")
+    spammer_constant = next(a for a, k in kinds.items() if k == "spammer_constant")
+    colluders = sorted(a for a, k in kinds.items() if k == "colluder")
+    assert (spammer_fast, "spammer_suspected", "fast_answers") in found
+    assert (spammer_constant, "spammer_suspected", "constant_answers") in found
+    for me, partner in (colluders, colluders[::-1]):
+        copy = next(a for a in opened if a.annotator_id == me and a.detector == "copied_answers")
+        assert copy.kind == "annotator_anomaly" and copy.evidence["partner"] == partner
+    # Nobody else is called a spammer or a copier.
+    suspects = {a.annotator_id for a in opened if a.kind == "spammer_suspected"}
+    suspects |= {a.annotator_id for a in opened if a.detector == "copied_answers"}
+    assert suspects == {spammer_fast, spammer_constant, *colluders}
+    assert all(a.project == "animals" and a.reason for a in opened)
+
+    # ClickHouse holds the same alerts, once each.
+    client = connect(settings=settings)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            stored = client.query(
+                f"SELECT alert_id, state, kind, annotator_id, detector, offset "
+                f"FROM {database_name(settings)}.alerts FINAL"
+            ).result_rows
+            if len(stored) >= len(published) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    assert len(stored) == len({(r[0], r[1]) for r in stored})
+    assert {(r[0], r[1]) for r in stored} == set(published)
+    for alert_id, state, kind, annotator, detector, offset in stored:
+        alert = published[(alert_id, state)]
+        assert (kind, annotator, detector, offset) == (
+            alert.kind,
+            alert.annotator_id,
+            alert.detector,
+            alert.offset,
+        )
+
+    # /metrics counted them by kind, severity and state.
+    counted: Counter[tuple[str, str, str]] = Counter()
+    for line in metrics.splitlines():
+        if line.startswith("labelwatch_alerts_total{"):
+            inside = line[line.index("{") + 1 : line.index("}")]
+            labels = dict(part.split("=", 1) for part in inside.split(","))
+            key = tuple(labels[k].strip('"') for k in ("kind", "severity", "state"))
+            counted[key] += int(float(line.rsplit(" ", 1)[1]))
+    assert counted == Counter((a.kind, a.severity, a.state) for a in published.values())
