@@ -6,9 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 KAFKA  := python3 scripts/local_kafka.py
+DEBIAN_TOOLS := python3 scripts/debian_tools.py
 DEMO_SECONDS ?= 30
 
-.PHONY: install demo test check lint types broker broker-stop kafka-fetch schema clean \
+.PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools schema clean \
 	bench-consensus bench-decode bench-drift
 
 $(STAMP): pyproject.toml
@@ -21,6 +22,9 @@ install: $(STAMP) ## create .venv and install labelwatch with its dev tools
 
 kafka-fetch: ## download the pinned Apache Kafka jars from Maven Central (cached)
 	$(KAFKA) fetch
+
+debian-tools: ## fetch Debian's promtool and alertmanager into .cache/debian (for the tests)
+	$(DEBIAN_TOOLS) fetch
 
 broker: kafka-fetch ## start the local single-node Kafka broker (prints its bootstrap address)
 	$(KAFKA) start
@@ -39,7 +43,7 @@ demo: install kafka-fetch ## run the main job on the embedded defaults and print
 	exit $$status
 
 # Tests start their own broker in a temporary directory (tests/conftest.py) and stop it.
-test: install kafka-fetch ## run the whole test suite (unit, chDB, real broker end to end)
+test: install kafka-fetch debian-tools ## run the whole test suite (unit, chDB, real broker end to end)
 	$(BIN)/python -m pytest
 
 check: lint types ## lint and type checks

@@ -43,14 +43,25 @@ def ch_settings(chdb_dir: Path) -> Settings:
     )
 
 
-def _local_kafka() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "local_kafka", REPO / "scripts" / "local_kafka.py"
-    )
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _local_kafka() -> ModuleType:
+    return _script("local_kafka")
+
+
+@pytest.fixture(scope="session")
+def debian_tools() -> ModuleType:
+    """Debian's promtool and alertmanager, fetched into the cache once (never skipped: if
+    they cannot be fetched, the tests that need them fail)."""
+    tools = _script("debian_tools")
+    tools.fetch()
+    return tools
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,12 @@ class Metrics:
             for severity in SEVERITIES:
                 for state in get_args(AlertState):
                     self.alerts.labels(kind, severity, state)
+        self.consumer_lag = Gauge(
+            "labelwatch_consumer_lag",
+            "Messages in the partition after the last one this worker processed.",
+            ["topic", "partition"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "labelwatch_errors",
             "Errors by component; each was retried or dead-lettered, never dropped.",

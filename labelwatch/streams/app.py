@@ -99,6 +99,18 @@ def quality_tracker(settings: Settings) -> QualityTracker:
     )
 
 
+def _record_lag(app: faust.App, metrics: Metrics, events: Sequence[Any]) -> None:
+    """Consumer lag of each partition in the batch: messages after the last one processed."""
+    last: dict[Any, int] = {}
+    for event in events:
+        last[event.message.tp] = event.message.offset
+    for tp, offset in last.items():
+        highwater = app.consumer.highwater(tp)
+        if highwater is not None:
+            lag = max(int(highwater) - offset - 1, 0)
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -158,6 +170,7 @@ def create_app(
                 await pipeline.process([raw_message(e) for e in events])
                 for event in events:
                     await stream.ack(event)
+                _record_lag(app, metrics, events)
         finally:
             writer.close()
 

@@ -114,3 +114,6 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse(
             key = tuple(labels[k].strip('"') for k in ("kind", "severity", "state"))
             counted[key] += int(float(line.rsplit(" ", 1)[1]))
     assert counted == Counter((a.kind, a.severity, a.state) for a in published.values())
+    # ... and the lag of the one partition is 0 once everything was processed.
+    lag = f'labelwatch_consumer_lag{{partition="0",topic="{settings.topic_labels}"}}'
+    assert [line for line in metrics.splitlines() if line.startswith(lag)] == [f"{lag} 0.0"]
