@@ -169,6 +169,27 @@ class Settings(BaseSettings):
         description="Items two annotators must share before they can be called copies.",
     )
 
+    # --- Alert delivery (optional) ---------------------------------------------------------
+    alertmanager_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Alertmanager base URL (http://host:9093); alerts are pushed to its v2 API.",
+    )
+    alertmanager_resend_seconds: float = Field(
+        60.0, gt=0, description="Interval at which open alerts are re-sent to Alertmanager."
+    )
+    webhook_url: SecretStr | None = Field(
+        None, description="URL receiving alerts as JSON (POST {'alerts': [...]}); a secret."
+    )
+    webhook_token: SecretStr | None = Field(
+        None, description="Bearer token sent to the webhook, if it needs one."
+    )
+    notify_queue_size: int = Field(
+        10_000,
+        ge=10,
+        description="Alerts waiting per receiver; the oldest are dropped (counted) beyond it.",
+    )
+
     # --- Worker ---------------------------------------------------------------------------
     web_host: str = Field(
         "127.0.0.1", description="Address of the worker's HTTP endpoint (/metrics, health)."

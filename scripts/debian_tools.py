@@ -7,7 +7,8 @@ to a real Alertmanager on loopback. Both come from Debian's packages (``promethe
 services and needs root; instead this script downloads the .deb files with
 ``apt-get download`` (refreshing the package lists once if they are missing, which does
 need root, as on CI) and unpacks them with ``dpkg -x`` into ``<cache>/root``. Done once,
-then skipped.
+then skipped. The only files put outside the cache are Alertmanager's templates, at the fixed
+path Debian's binary reads them from.
 
 Usage: ``python3 scripts/debian_tools.py fetch`` prints the directory holding the binaries;
 ``python3 scripts/debian_tools.py path promtool`` prints one binary's path.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,9 +44,30 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
 
 
+# Debian builds Alertmanager with its notification templates at a fixed path (no flag moves
+# it); the unpacked package has them under <cache>/root, so they are copied there.
+ALERTMANAGER_TEMPLATES = Path("/usr/share/prometheus/alertmanager")
+
+
+def _install_templates() -> None:
+    unpacked = cache_dir() / "root" / ALERTMANAGER_TEMPLATES.relative_to("/")
+    try:
+        for template in sorted(unpacked.glob("*.tmpl")):
+            target = ALERTMANAGER_TEMPLATES / template.name
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(template, target)
+    except OSError as exc:
+        sys.exit(
+            f"debian_tools: Alertmanager reads its templates from {ALERTMANAGER_TEMPLATES} "
+            f"(as the prometheus-alertmanager package installs them); copying failed: {exc}"
+        )
+
+
 def fetch() -> Path:
     """Download and unpack the packages (once); returns the directory of the binaries."""
     if all(binary(name).exists() for name in BINARIES):
+        _install_templates()
         return binary("promtool").parent
     debs = cache_dir() / "debs"
     debs.mkdir(parents=True, exist_ok=True)
@@ -67,6 +90,7 @@ def fetch() -> Path:
     missing = [name for name in BINARIES if not binary(name).exists()]
     if missing:
         sys.exit(f"debian_tools: unpacked, but {missing} not found under {root}")
+    _install_templates()
     return binary("promtool").parent
 
 

@@ -79,6 +79,13 @@ class Metrics:
             for severity in SEVERITIES:
                 for state in get_args(AlertState):
                     self.alerts.labels(kind, severity, state)
+        self.notifications = Counter(
+            "labelwatch_notifications",
+            "Alerts pushed to Alertmanager or the webhook, by outcome (sent, failed: a post "
+            "that will be retried, dropped: queue full while the receiver was down).",
+            ["receiver", "outcome"],
+            registry=self.registry,
+        )
         self.consumer_lag = Gauge(
             "labelwatch_consumer_lag",
             "Messages in the partition after the last one this worker processed.",

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import aiohttp
 import faust
 
 from labelwatch.models.consensus import StreamingConsensus
@@ -27,6 +28,7 @@ from labelwatch.schemas.alerts import Alert
 from labelwatch.settings import Settings
 from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.metrics import CONTENT_TYPE_LATEST, Metrics
+from labelwatch.sinks.notify import Notifier
 from labelwatch.streams.alerts import alert_record
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.pipeline import LabelPipeline
@@ -57,10 +59,12 @@ class FaustDeadLetters:
 
 
 class FaustAlerts:
-    """Publishes alerts to the alerts topic and waits until the broker has them."""
+    """Publishes alerts to the alerts topic and waits until the broker has them; then offers
+    them to the optional push receivers (which never make it wait)."""
 
-    def __init__(self, topic: faust.TopicT) -> None:
+    def __init__(self, topic: faust.TopicT, notifiers: Sequence[Notifier] = ()) -> None:
         self._topic = topic
+        self._notifiers = notifiers
 
     async def publish(self, alerts: Sequence[Alert]) -> None:
         pending = []
@@ -69,6 +73,37 @@ class FaustAlerts:
             pending.append(await self._topic.send(key=key, value=value))
         for delivery in pending:
             await delivery
+        for notifier in self._notifiers:
+            notifier.offer(alerts)
+
+
+def notifiers(
+    settings: Settings, session: aiohttp.ClientSession, metrics: Metrics
+) -> list[Notifier]:
+    """The push receivers ``settings`` configures (Alertmanager, webhook), not yet started."""
+    out = []
+    if settings.alertmanager_url:
+        out.append(
+            Notifier.for_alertmanager(
+                settings.alertmanager_url,
+                session,
+                metrics.notifications,
+                resend_seconds=settings.alertmanager_resend_seconds,
+                max_queue=settings.notify_queue_size,
+            )
+        )
+    if settings.webhook_url is not None:
+        token = settings.webhook_token
+        out.append(
+            Notifier.for_webhook(
+                settings.webhook_url.get_secret_value(),
+                session,
+                metrics.notifications,
+                token=None if token is None else token.get_secret_value(),
+                max_queue=settings.notify_queue_size,
+            )
+        )
+    return out
 
 
 def raw_message(event: faust.EventT[Any]) -> RawMessage:
@@ -152,12 +187,16 @@ def create_app(
     @app.agent(labels_topic, concurrency=1, name="labels")
     async def consume_labels(stream: faust.StreamT[Any]) -> None:
         writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
+        session = aiohttp.ClientSession()
+        receivers = notifiers(settings, session, metrics)
+        for receiver in receivers:
+            receiver.start()
         pipeline = LabelPipeline(
             tables=writer,
             tracker=quality_tracker(settings),
             topic_ids=topic_ids,
             dead_letters=FaustDeadLetters(dead_letter_topic),
-            alerts=FaustAlerts(alerts_topic),
+            alerts=FaustAlerts(alerts_topic, receivers),
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,
             retry_max_seconds=settings.sink_retry_max_seconds,
@@ -172,6 +211,9 @@ def create_app(
                     await stream.ack(event)
                 _record_lag(app, metrics, events)
         finally:
+            for receiver in receivers:
+                await receiver.stop()
+            await session.close()
             writer.close()
 
     @app.page("/metrics")

@@ -5,7 +5,9 @@ in the ClickHouse ``alerts`` table and in /metrics, the same alerts everywhere, 
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,15 +24,29 @@ from tests.integration.conftest import settings_from
 
 pytestmark = pytest.mark.broker
 
+
+def counted_pushes(metrics: str, outcome: str) -> float:
+    name = f'labelwatch_notifications_total{{outcome="{outcome}",receiver="alertmanager"}}'
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(name)
+    )
+
+
 N_EVENTS = 2_000
 
 
-def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse(
-    e2e_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertmanager(
+    e2e_env: dict[str, str],
+    alertmanager: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # One partition: every label of an annotator reaches the same monitor (with more, each
     # partition's monitor watches its share of the annotator's labels; README).
-    env = e2e_env | {"LABELWATCH_TOPIC_PARTITIONS": "1"}
+    env = e2e_env | {
+        "LABELWATCH_TOPIC_PARTITIONS": "1",
+        "LABELWATCH_ALERTMANAGER_URL": alertmanager,
+    }
     settings = settings_from(env, monkeypatch)
     ensure_topics(settings)
     config = SimulationConfig(
@@ -114,6 +130,24 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse(
             key = tuple(labels[k].strip('"') for k in ("kind", "severity", "state"))
             counted[key] += int(float(line.rsplit(" ", 1)[1]))
     assert counted == Counter((a.kind, a.severity, a.state) for a in published.values())
+    assert counted_pushes(metrics, "sent") == len(published)
+    assert counted_pushes(metrics, "dropped") == 0
+
+    # Alertmanager has every open episode, one alert each, with the alert's labels.
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=10) as response:
+        received = json.load(response)
+    still_open = {a.alert_id: a for a in opened}
+    for alert in published.values():
+        if alert.state == "resolved":
+            still_open.pop(alert.alert_id, None)
+    active = {a["labels"]["alert_id"]: a for a in received if a["status"]["state"] == "active"}
+    assert set(active) == set(still_open)
+    spam = active[next(a.alert_id for a in opened if a.annotator_id == spammer_fast)]
+    assert spam["labels"]["kind"] == "spammer_suspected"
+    assert spam["labels"]["severity"] == "critical"
+    assert spam["labels"]["detector"] == "fast_answers"
+    assert spam["annotations"]["description"].startswith("answers in")
+
     # ... and the lag of the one partition is 0 once everything was processed.
     lag = f'labelwatch_consumer_lag{{partition="0",topic="{settings.topic_labels}"}}'
     assert [line for line in metrics.splitlines() if line.startswith(lag)] == [f"{lag} 0.0"]
