@@ -133,7 +133,6 @@ class _Annotator:
         self.pace = SpeedRule()
         self.features = AnomalyFeatures()
         self.open: dict[str, Finding] = {}  # episode -> the finding that opened it
-        self.copying: tuple[str, str, int, int] | None = None  # pair, shared, disagreements
         self.informativeness = 0.5  # ((accuracy - chance) / (1 - chance))^2, every 10 labels
         self.drifting: set[str] = set()  # drift detectors in an episode
 
@@ -458,10 +457,10 @@ class AnnotatorMonitor:
     ) -> None:
         copies = self._copies
         for pair in copies.update(annotator, label, peers, self._informativeness):
-            shared, differ = copies.counts(pair)
+            shared = copies.counts(pair)[0]
             for member in pair:
                 member_state = self._annotators.get(member)
-                if member_state is not None and member_state.copying is not None:
+                if member_state is not None and "copied_answers" in member_state.open:
                     self._copy_recovered(member, member_state, pair, found)
             if shared % 5:
                 continue  # test every 5th shared item: the verdict moves slowly
@@ -470,9 +469,8 @@ class AnnotatorMonitor:
                 continue
             for member, partner in (pair, pair[::-1]):
                 member_state = self._annotators.get(member)
-                if member_state is None or member_state.copying is not None:
+                if member_state is None:
                     continue
-                member_state.copying = (*pair, shared, differ)
                 finding = _copy_finding(member, partner, verdict, self.config.copy_max_ratio)
                 self._open(member_state, finding, found)
 
@@ -483,22 +481,22 @@ class AnnotatorMonitor:
     def _copy_recovered(
         self, member: str, state: _Annotator, pair: tuple[str, str], found: list[Finding]
     ) -> None:
-        assert state.copying is not None
-        a, b, shared_then, differ_then = state.copying
-        if (a, b) != pair:
+        evidence = state.open["copied_answers"].evidence  # the pair's counts when it opened
+        partner = str(evidence["partner"])
+        if self._copies.key(member, partner) != pair:
             return
+        shared_then, differ_then = int(evidence["shared"] or 0), int(evidence["disagreements"] or 0)
         shared, differ = self._copies.counts(pair)
         since, differ_since = shared - shared_then, differ - differ_then
         rate = self._copies.rate(pair)
         if since < self.config.copy_min_shared or rate is None:
             return
         if differ_since >= 2 * self.config.copy_max_ratio * rate * since:
-            state.copying = None
             self._resolve(
                 state,
                 "copied_answers",
                 differ_since / max(rate * since, 1e-9),
-                f"disagrees with {b if member == a else a} on {differ_since} of the {since} "
+                f"disagrees with {partner} on {differ_since} of the {since} "
                 "items shared since, like with others",
                 found,
             )
