@@ -130,6 +130,7 @@ class _Shard:
     models: dict[str, StreamingConsensus] = field(default_factory=dict)
     monitors: dict[str, AnnotatorMonitor] = field(default_factory=dict)
     last_offset: int = -1
+    stored_offset: int = -1  # every label up to here is in label_events
     n_labels: int = 0
     since_checkpoint: int = 0
     touched: dict[str, set[str]] = field(default_factory=dict)  # project -> annotators
@@ -187,7 +188,24 @@ class QualityTracker:
         self._shards[shard.key] = shard
         out = QualityOutput()
         self._learn(shard, [(e, p) for e, p in later if p.offset > shard.last_offset], out)
+        # The checkpoint's labels and ``later`` are all stored.
+        shard.stored_offset = shard.last_offset
         return out
+
+    def already_stored(self, source: SourcePosition) -> bool:
+        """True for a redelivered label whose row is already in ``label_events``.
+
+        Writing it again would replace the row's consensus columns with today's consensus
+        (and push the row through the dependent views a second time)."""
+        shard = self._shards.get((source.topic, source.partition))
+        return shard is not None and source.offset <= shard.stored_offset
+
+    def mark_stored(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> None:
+        """Record that ``events`` are durably in ``label_events``."""
+        for _, source in events:
+            shard = self._shards.get((source.topic, source.partition))
+            if shard is not None and source.offset > shard.stored_offset:
+                shard.stored_offset = min(source.offset, shard.last_offset)
 
     def drop(self, topic: str, partition: int) -> None:
         """Forget a shard (its partition went to another worker)."""

@@ -310,7 +310,12 @@ class ClickHouseWriter:
                     f"{self._db}.{table}",
                     rows,
                     column_names=columns,
-                    settings={"insert_deduplication_token": dedup_token(table, rows)},
+                    settings={
+                        "insert_deduplication_token": dedup_token(table, rows),
+                        # Without it, a retried block dropped by the table as a duplicate
+                        # still reaches its materialized views and is counted twice there.
+                        "deduplicate_blocks_in_dependent_materialized_views": 1,
+                    },
                 )
 
     async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:

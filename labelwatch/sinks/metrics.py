@@ -33,6 +33,13 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.events_redelivered = Counter(
+            "labelwatch_events_redelivered",
+            "Valid events read again after a restart or an offset reset whose rows were "
+            "already stored; neither learned nor written again.",
+            ["topic"],
+            registry=self.registry,
+        )
         self.events_dead_lettered = Counter(
             "labelwatch_events_dead_lettered",
             "Messages sent to the dead-letter topic, by rejection code.",

@@ -156,6 +156,184 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        4,
+        "live_analytics",
+        (
+            # Per annotator, project and minute, fed by two materialized views. Both count
+            # what each inserted block adds, so a block must reach them once: inserts set
+            # deduplicate_blocks_in_dependent_materialized_views (a retried block dropped by
+            # label_events is then dropped here too), and the worker does not write a
+            # redelivered label again. Alerts are counted as distinct ids, because a crash
+            # may re-raise one in a different block.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.annotator_minute_agg (
+                project LowCardinality(String),
+                annotator_id String,
+                minute DateTime('UTC'),
+                labels SimpleAggregateFunction(sum, UInt64),
+                with_consensus SimpleAggregateFunction(sum, UInt64),
+                agreed SimpleAggregateFunction(sum, UInt64),
+                gold_seen SimpleAggregateFunction(sum, UInt64),
+                gold_right SimpleAggregateFunction(sum, UInt64),
+                duration_digest AggregateFunction(quantileTDigest(0.5), Nullable(UInt32)),
+                alerts_opened AggregateFunction(uniqExact, String)
+            )
+            ENGINE = AggregatingMergeTree
+            PARTITION BY toYYYYMM(minute)
+            ORDER BY (project, annotator_id, minute)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.annotator_minute_labels_mv
+            TO {db}.annotator_minute_agg AS
+            SELECT
+                project,
+                annotator_id,
+                toStartOfMinute(ts) AS minute,
+                count() AS labels,
+                countIf(isNotNull(agrees)) AS with_consensus,
+                countIf(ifNull(agrees, 0) = 1) AS agreed,
+                countIf(isNotNull(gold_correct)) AS gold_seen,
+                countIf(ifNull(gold_correct, 0) = 1) AS gold_right,
+                quantileTDigestState(0.5)(duration_ms) AS duration_digest
+            FROM {db}.label_events
+            GROUP BY project, annotator_id, minute
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.annotator_minute_alerts_mv
+            TO {db}.annotator_minute_agg AS
+            SELECT
+                project,
+                annotator_id,
+                toStartOfMinute(ts) AS minute,
+                uniqExactState(alert_id) AS alerts_opened
+            FROM {db}.alerts
+            WHERE state = 'opened'
+            GROUP BY project, annotator_id, minute
+            """,
+            # The finalized views users query.
+            """
+            CREATE VIEW IF NOT EXISTS {db}.annotator_minute AS
+            SELECT
+                project,
+                annotator_id,
+                minute,
+                n AS labels,
+                if(n_consensus = 0, NULL, n_agreed / n_consensus) AS agreement_rate,
+                n_gold AS gold_seen,
+                if(n_gold = 0, NULL, n_gold_right / n_gold) AS gold_accuracy,
+                median_ms AS median_duration_ms,
+                n_alerts AS alerts_opened
+            FROM (
+                SELECT
+                    project,
+                    annotator_id,
+                    minute AS minute,
+                    sum(labels) AS n,
+                    sum(with_consensus) AS n_consensus,
+                    sum(agreed) AS n_agreed,
+                    sum(gold_seen) AS n_gold,
+                    sum(gold_right) AS n_gold_right,
+                    quantileTDigestMerge(0.5)(duration_digest) AS median_ms,
+                    uniqExactMerge(alerts_opened) AS n_alerts
+                FROM {db}.annotator_minute_agg
+                GROUP BY project, annotator_id, minute
+            )
+            """,
+            """
+            CREATE VIEW IF NOT EXISTS {db}.annotator_hour AS
+            SELECT
+                project,
+                annotator_id,
+                hour,
+                n AS labels,
+                if(n_consensus = 0, NULL, n_agreed / n_consensus) AS agreement_rate,
+                n_gold AS gold_seen,
+                if(n_gold = 0, NULL, n_gold_right / n_gold) AS gold_accuracy,
+                median_ms AS median_duration_ms,
+                n_alerts AS alerts_opened
+            FROM (
+                SELECT
+                    project,
+                    annotator_id,
+                    toStartOfHour(minute) AS hour,
+                    sum(labels) AS n,
+                    sum(with_consensus) AS n_consensus,
+                    sum(agreed) AS n_agreed,
+                    sum(gold_seen) AS n_gold,
+                    sum(gold_right) AS n_gold_right,
+                    quantileTDigestMerge(0.5)(duration_digest) AS median_ms,
+                    uniqExactMerge(alerts_opened) AS n_alerts
+                FROM {db}.annotator_minute_agg
+                GROUP BY project, annotator_id, hour
+            )
+            """,
+            # Reliability over time: each shard's last snapshot in the hour, pooled over the
+            # shards that saw the annotator in it (soft counts add up across shards).
+            """
+            CREATE VIEW IF NOT EXISTS {db}.annotator_reliability_hour AS
+            SELECT
+                project,
+                annotator_id,
+                hour,
+                sum(correct) / nullIf(sum(total), 0) AS accuracy,
+                min(accuracy_low) AS accuracy_low_min,
+                max(accuracy_high) AS accuracy_high_max,
+                sum(n_labels) AS n_labels,
+                count() AS shards
+            FROM (
+                SELECT
+                    project,
+                    annotator_id,
+                    shard,
+                    toStartOfHour(ts) AS hour,
+                    argMax(correct, ts) AS correct,
+                    argMax(total, ts) AS total,
+                    argMax(n_labels, ts) AS n_labels,
+                    argMax(accuracy_low, ts) AS accuracy_low,
+                    argMax(accuracy_high, ts) AS accuracy_high
+                FROM {db}.annotator_reliability
+                GROUP BY project, annotator_id, shard, hour
+            )
+            GROUP BY project, annotator_id, hour
+            """,
+            # Each item's newest consensus.
+            """
+            CREATE VIEW IF NOT EXISTS {db}.item_consensus_latest AS
+            SELECT
+                project,
+                item_id,
+                argMax(consensus_label, version) AS consensus_label,
+                argMax(confidence, version) AS confidence,
+                argMax(n_votes, version) AS n_votes,
+                argMax(gold_label, version) AS gold_label,
+                argMax(closed, version) AS closed,
+                max(updated_at) AS updated_at
+            FROM {db}.item_consensus
+            GROUP BY project, item_id
+            """,
+            # Episodes without a resolved state, with their newest severity, score and reason.
+            """
+            CREATE VIEW IF NOT EXISTS {db}.open_alerts AS
+            SELECT
+                alert_id,
+                project,
+                annotator_id,
+                kind,
+                anyIf(detector, state = 'opened') AS detector,
+                argMax(severity, (ts, offset)) AS severity,
+                minIf(ts, state = 'opened') AS opened_at,
+                max(ts) AS updated_at,
+                argMax(score, (ts, offset)) AS score,
+                any(threshold) AS threshold,
+                argMax(reason, (ts, offset)) AS reason
+            FROM {db}.alerts
+            GROUP BY alert_id, project, annotator_id, kind
+            HAVING countIf(state = 'resolved') = 0
+            """,
+        ),
+    ),
 )
 
 

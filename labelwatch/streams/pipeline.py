@@ -113,20 +113,31 @@ class LabelPipeline:
         if not valid:
             return
         quality = QualityOutput()
+        to_store = valid
         if self._tracker is not None:
-            quality = await self._restore_shards(self._tracker, valid)
-            applied = self._tracker.apply(valid)
-            quality.outcomes = applied.outcomes
+            tracker = self._tracker
+            quality = await self._restore_shards(tracker, valid)
+            applied = tracker.apply(valid)
             quality.extend(applied)
-            self._observe_quality(self._tracker, quality)
+            self._observe_quality(tracker, quality)
+            # A redelivered label whose row is stored stays as it was: not learned again (see
+            # QualityTracker.apply), not written again.
+            fresh = [not tracker.already_stored(source) for _, source in valid]
+            to_store = [v for v, keep in zip(valid, fresh, strict=True) if keep]
+            quality.outcomes = [o for o, keep in zip(applied.outcomes, fresh, strict=True) if keep]
+            again = Counter(s.topic for (_, s), k in zip(valid, fresh, strict=True) if not k)
+            for topic, n in again.items():
+                self._metrics.events_redelivered.labels(topic).inc(n)
         # Published before the ClickHouse write: that write may include a checkpoint past the
         # labels that raised an alert, after which a crash would never re-raise it. The other
         # way round, a crash only re-raises (same alert_id) and publishes it again.
         if quality.alerts and self._alerts is not None:
             await self._publish_alerts(self._alerts, quality.alerts)
-        tables = sink_rows(valid, quality, datetime.now(UTC), self._topic_ids)
+        tables = sink_rows(to_store, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
         written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
+        if self._tracker is not None:
+            self._tracker.mark_stored(to_store)
         self._metrics.sink_batch_seconds.labels("label_events").observe(
             time.perf_counter() - started
         )

@@ -77,6 +77,18 @@ def tables(settings: Settings) -> dict[str, Any]:
             "labels": client.query(
                 f"SELECT count(), uniqExact(event_id) FROM {db}.label_events FINAL"
             ).first_row,
+            # Rows before merging: a redelivered label must not be written again.
+            "label_rows": client.command(f"SELECT count() FROM {db}.label_events"),
+            "outcomes": client.query(
+                f"SELECT event_id, consensus_label, agrees, gold_correct "
+                f"FROM {db}.label_events FINAL ORDER BY event_id"
+            ).result_rows,
+            "activity": client.query(
+                f"SELECT * FROM {db}.annotator_minute ORDER BY project, annotator_id, minute"
+            ).result_rows,
+            "alerts": client.query(
+                f"SELECT alert_id, state, kind, offset FROM {db}.alerts FINAL ORDER BY alert_id, state"
+            ).result_rows,
         }
     finally:
         client.close()
@@ -105,6 +117,10 @@ def test_restart_recovers_models_exactly(ch_settings: Settings) -> None:
 
     expected, got = tables(control), tables(restarted)
     assert got["labels"] == expected["labels"] == (1200, 1200)
+    assert got["label_rows"] == 1200
+    assert got["outcomes"] == expected["outcomes"]
+    assert len(expected["activity"]) > 20 and got["activity"] == expected["activity"]
+    assert got["alerts"] == expected["alerts"]
     assert len(expected["items"]) > 300 and got["items"] == expected["items"]
     assert len(expected["reliability"]) > 50 and got["reliability"] == expected["reliability"]
 
