@@ -1,4 +1,4 @@
-"""Command line: ``labelwatch worker | demo | simulate | db migrate | schema export | ...``.
+"""Command line: ``labelwatch worker | demo | simulate | query | db migrate | schema export | ...``.
 
 Every command reads its configuration from :class:`labelwatch.settings.Settings`
 (``LABELWATCH_*`` environment variables); flags only choose what to do.
@@ -171,6 +171,53 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from labelwatch.query import query
+    from labelwatch.sinks.clickhouse import database_name
+    from labelwatch.sinks.query import (
+        SAVED_QUERIES,
+        QueryError,
+        format_csv,
+        format_json,
+        format_table,
+        saved_query,
+    )
+
+    if args.list:
+        for q in SAVED_QUERIES:
+            usage = " ".join(f"--param {k}={v or '...'}" for k, v in q.parameters.items())
+            print(f"{q.name:<22}{q.question}" + (f"  [{usage}]" if usage else ""))
+        return 0
+    if not args.sql:
+        print("labelwatch query: give SQL or a saved query's name (--list)", file=sys.stderr)
+        return 2
+    settings = _settings()
+    params: dict[str, str] = {}
+    sql = args.sql
+    saved = saved_query(args.sql)
+    if saved is not None:
+        sql = saved.render(database_name(settings))
+        params.update(saved.parameters)
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"labelwatch query: --param {item!r} is not NAME=VALUE", file=sys.stderr)
+            return 2
+        params[name] = value
+    try:
+        result = query(settings, sql, params, via=args.via)
+    except QueryError as exc:
+        print(f"labelwatch query: {exc}", file=sys.stderr)
+        return 2
+    formatter = {"table": format_table, "csv": format_csv, "json": format_json}[args.format]
+    text = formatter(result)
+    if text:
+        print(text)
+    if result.truncated and args.format != "table":
+        print(f"labelwatch query: cut at {len(result.rows)} rows", file=sys.stderr)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -254,6 +301,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = topics.add_parser("create", help="create labelwatch's topics if missing")
     p.set_defaults(func=cmd_topics_create)
+
+    p = sub.add_parser(
+        "query",
+        help="read-only SQL on the store (through the running worker with chDB)",
+        description=(
+            "Run read-only SQL, or a saved query by name, and print the result. With the "
+            "embedded store the query goes through the running worker's /query endpoint "
+            "(or opens the store when no worker runs); with a server it connects directly."
+        ),
+    )
+    p.add_argument("sql", nargs="?", help="SQL, or the name of a saved query (see --list)")
+    p.add_argument("--list", action="store_true", help="list the saved queries")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a query parameter, used as {NAME:Type} in the SQL",
+    )
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument(
+        "--via",
+        choices=("auto", "worker", "direct"),
+        default="auto",
+        help="force the worker endpoint or a direct connection",
+    )
+    p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("config", help="print the effective configuration (secrets masked)")
     p.add_argument("--markdown", action="store_true", help="print the README's config table")

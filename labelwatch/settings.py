@@ -195,6 +195,21 @@ class Settings(BaseSettings):
         "127.0.0.1", description="Address of the worker's HTTP endpoint (/metrics, health)."
     )
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker's HTTP endpoint.")
+    query_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token the worker's read-only /query endpoint requires (labelwatch query "
+            "sends it); without one the endpoint answers loopback clients only."
+        ),
+    )
+    query_max_rows: int = Field(
+        10_000, ge=1, description="Rows a query returns at most (the rest are cut, and said so)."
+    )
+    query_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Time limit of one query (it runs on the writer's connection: keep it short).",
+    )
     log_level: str = Field(
         "info",
         pattern=r"^(debug|info|warning|error)$",

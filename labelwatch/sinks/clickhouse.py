@@ -301,6 +301,11 @@ class ClickHouseWriter:
         self._db = database
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
+    @property
+    def client(self) -> Client:
+        """The connection; use it on the writer thread only (see :meth:`run`)."""
+        return self._client
+
     def insert_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
         """Insert every non-empty table, in :data:`TABLES` order, each with a dedup token."""
         for table, columns in TABLES.items():

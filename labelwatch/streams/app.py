@@ -14,12 +14,17 @@ duplicates by event_id, and a re-raised alert has the same alert_id.
 
 from __future__ import annotations
 
+import functools
+import hmac
+import ipaddress
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import aiohttp
 import faust
+from faust.web import View
 
 from labelwatch.models.consensus import StreamingConsensus
 from labelwatch.models.tracker import QualityTracker
@@ -29,6 +34,7 @@ from labelwatch.settings import Settings
 from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.metrics import CONTENT_TYPE_LATEST, Metrics
 from labelwatch.sinks.notify import Notifier
+from labelwatch.sinks.query import QueryError, run_query
 from labelwatch.streams.alerts import alert_record
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.pipeline import LabelPipeline
@@ -184,9 +190,14 @@ def create_app(
     )
     alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
 
+    # The agent's ClickHouse writer, which /query borrows: with chDB only this process can
+    # open the store, and the writer's thread is the one that may use it.
+    store: dict[str, ClickHouseWriter] = {}
+
     @app.agent(labels_topic, concurrency=1, name="labels")
     async def consume_labels(stream: faust.StreamT[Any]) -> None:
         writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
+        store["writer"] = writer
         session = aiohttp.ClientSession()
         receivers = notifiers(settings, session, metrics)
         for receiver in receivers:
@@ -214,6 +225,7 @@ def create_app(
             for receiver in receivers:
                 await receiver.stop()
             await session.close()
+            store.pop("writer", None)
             writer.close()
 
     @app.page("/metrics")
@@ -221,8 +233,67 @@ def create_app(
         # aiohttp refuses a charset inside content_type=, so the full header goes in headers.
         return web.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    @app.page("/query")
+    class QueryView(View):
+        """Read-only SQL: POST {"sql": "...", "params": {...}} -> {"columns", "types",
+        "rows", "truncated"}; errors are {"error": "..."} with a 4xx/5xx status."""
+
+        async def post(self, request: Any) -> Any:
+            denied = _query_access(settings, request)
+            if denied is not None:
+                return _json_response(self.web, {"error": denied[1]}, denied[0])
+            try:
+                body = json.loads(await self.read_request_content(request) or b"{}")
+                sql, params = body["sql"], body.get("params") or {}
+                if not isinstance(sql, str) or not isinstance(params, dict):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                message = 'expected a JSON body {"sql": "...", "params": {...}}'
+                return _json_response(self.web, {"error": message}, 400)
+            writer = store.get("writer")
+            if writer is None:
+                return _json_response(self.web, {"error": "the store is not open yet"}, 503)
+            try:
+                result = await writer.run(
+                    functools.partial(
+                        run_query,
+                        writer.client,
+                        sql,
+                        params,
+                        max_rows=settings.query_max_rows,
+                        timeout_seconds=settings.query_timeout_seconds,
+                        server=not settings.resolved_dsn().startswith("chdb:"),
+                    )
+                )
+            except QueryError as exc:
+                return _json_response(self.web, {"error": str(exc)}, 400)
+            return _json_response(self.web, result.to_json(), 200)
+
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:
         return web.json({"status": "ok", "app_id": settings.app_id})
 
     return app
+
+
+def _query_access(settings: Settings, request: Any) -> tuple[int, str] | None:
+    """(status, reason) if the request may not query, else None. With a token configured
+    every request must bear it; without one only loopback clients are served."""
+    token = settings.query_token
+    if token is not None:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return 401, "missing or wrong bearer token (LABELWATCH_QUERY_TOKEN)"
+        return None
+    try:
+        loopback = ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return 403, "set LABELWATCH_QUERY_TOKEN to query from another host"
+    return None
+
+
+def _json_response(web: Any, value: Any, status: int) -> Any:
+    return web.bytes(json.dumps(value).encode(), content_type="application/json", status=status)

@@ -13,9 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from labelwatch.query import query
 from labelwatch.simulator import PROJECT_LABELS, LabelingSimulator, SimulationConfig, encode_event
 from labelwatch.sinks.clickhouse import connect, database_name
+from labelwatch.sinks.query import QueryError
 from labelwatch.streams.alerts import read_alerts
 from labelwatch.streams.produce import produce
 from labelwatch.streams.topics import ensure_topics, wait_for_lag_zero
@@ -46,6 +49,7 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertman
     env = e2e_env | {
         "LABELWATCH_TOPIC_PARTITIONS": "1",
         "LABELWATCH_ALERTMANAGER_URL": alertmanager,
+        "LABELWATCH_QUERY_TOKEN": "e2e-query-token",
     }
     settings = settings_from(env, monkeypatch)
     ensure_topics(settings)
@@ -71,6 +75,15 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertman
         )
         assert wait_for_lag_zero(settings, timeout_s=120) == 0
         metrics = worker.get("/metrics").decode()
+        # While the worker holds the store, `labelwatch query` goes through its endpoint.
+        db = database_name(settings)
+        live = query(settings, f"SELECT count() FROM {db}.label_events", via="worker")
+        live_open = query(settings, f"SELECT alert_id FROM {db}.open_alerts", via="worker")
+        with pytest.raises(QueryError, match="only SELECT"):
+            query(settings, f"DROP TABLE {db}.label_events", via="worker")
+        wrong = settings.model_copy(update={"query_token": SecretStr("guess")})
+        with pytest.raises(QueryError, match="bearer token"):
+            query(wrong, "SELECT 1", via="worker")
     finally:
         exit_code = worker.stop()
     assert exit_code == 0, log.read_text()[-3000:]
@@ -147,6 +160,10 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertman
     assert spam["labels"]["severity"] == "critical"
     assert spam["labels"]["detector"] == "fast_answers"
     assert spam["annotations"]["description"].startswith("answers in")
+
+    # The live query saw every label and the same open episodes.
+    assert live.rows == [[N_EVENTS]]
+    assert {r[0] for r in live_open.rows} == set(still_open)
 
     # ... and the lag of the one partition is 0 once everything was processed.
     lag = f'labelwatch_consumer_lag{{partition="0",topic="{settings.topic_labels}"}}'

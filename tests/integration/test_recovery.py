@@ -87,7 +87,8 @@ def tables(settings: Settings) -> dict[str, Any]:
                 f"SELECT * FROM {db}.annotator_minute ORDER BY project, annotator_id, minute"
             ).result_rows,
             "alerts": client.query(
-                f"SELECT alert_id, state, kind, offset FROM {db}.alerts FINAL ORDER BY alert_id, state"
+                f"SELECT alert_id, state, kind, offset FROM {db}.alerts FINAL "
+                "ORDER BY alert_id, state"
             ).result_rows,
         }
     finally:
