@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,7 +161,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"  [{r['low']:.3f}, {r['high']:.3f}]"
         )
     opened = [a for a in report["alerts"] if a["state"] == "opened"]
-    print(f"\nalerts opened: {len(opened)} ({len(report['alerts']) - len(opened)} resolved)")
+    others = Counter(a["state"] for a in report["alerts"] if a["state"] != "opened")
+    print(
+        f"\nalerts opened: {len(opened)} "
+        f"({others['updated']} updated, {others['resolved']} resolved)"
+    )
     for a in opened[: args.alerts]:
         print(
             f"  at label {a['at_label']:>7}  {a['kind']:<18} {a['annotator'][:24]:<24} "
@@ -235,7 +240,9 @@ def settings_markdown() -> str:
     """The configuration table for the README, generated from the settings' descriptions."""
     lines = ["| variable | default | description |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        default = field.default
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, dict):
+            default = json.dumps(default)
         shown = "" if default is None else f"`{default}`"
         lines.append(f"| `LABELWATCH_{name.upper()}` | {shown} | {field.description} |")
     return "\n".join(lines)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labelwatch.models.monitor import MonitorConfig
+from labelwatch.schemas.alerts import ALERT_KINDS
 
 _M = MonitorConfig  # the detector defaults live with the detectors
 
@@ -169,6 +170,23 @@ class Settings(BaseSettings):
         description="Items two annotators must share before they can be called copies.",
     )
 
+    alert_cooldown_seconds: float = Field(
+        600.0,
+        ge=0,
+        description=(
+            "Event-time seconds after an alert episode resolves during which a new episode of "
+            "the same rule for the same annotator is held back (announced after it, if still "
+            "true)."
+        ),
+    )
+    alert_cooldowns: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            'Per-rule cooldowns overriding the default, as JSON: {"low_reliability": 3600}. '
+            "Rules: the alert kinds, and copied_answers."
+        ),
+    )
+
     # --- Alert delivery (optional) ---------------------------------------------------------
     alertmanager_url: str | None = Field(
         None,
@@ -216,6 +234,17 @@ class Settings(BaseSettings):
         description="Worker log level: debug, info, warning or error.",
     )
 
+    @field_validator("alert_cooldowns")
+    @classmethod
+    def _known_rules(cls, value: dict[str, float]) -> dict[str, float]:
+        rules = (*ALERT_KINDS, "copied_answers")
+        for rule, seconds in value.items():
+            if rule not in rules:
+                raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(rules)}")
+            if seconds < 0:
+                raise ValueError(f"cooldown of {rule} must be >= 0, not {seconds}")
+        return value
+
     @model_validator(mode="after")
     def _check_dsn_scheme(self) -> Settings:
         if self.clickhouse_dsn is not None:
@@ -240,6 +269,8 @@ class Settings(BaseSettings):
             anomaly_threshold=self.anomaly_threshold,
             copy_alpha=self.copy_alpha,
             copy_min_shared=self.copy_min_shared,
+            cooldown_seconds=self.alert_cooldown_seconds,
+            cooldowns=tuple(sorted(self.alert_cooldowns.items())),
         )
 
     def resolved_dsn(self) -> str:

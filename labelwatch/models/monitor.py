@@ -1,15 +1,20 @@
 """Per-annotator monitoring of one project: the detectors, the rules and their episodes.
 
 Pure: :class:`AnnotatorMonitor` turns each label (with what the consensus model knew about it)
-into :class:`Finding` s, each the opening or the resolution of an *episode* of one kind for one
-annotator. An episode opens once, when its detector fires, and stays open until the annotator
-recovers, so a persistent problem gives one alert, not one per label.
+into :class:`Finding` s, each the opening, update or resolution of an *episode* of one kind
+for one annotator. An episode opens once, when its detector fires, and stays open until the
+annotator recovers, so a persistent problem gives one alert, not one per label. An open
+episode that gets worse is ``updated`` (same episode). After an episode resolves, its rule is
+in cooldown for that annotator (``cooldown_seconds`` of event time, per rule in
+``cooldowns``): a new episode of the rule opening within it is held back, and announced when
+the cooldown ends if its condition still holds then.
 
 Kinds and what opens / resolves them:
 
 ``annotator_drift``
     Any of the annotator's change detectors (:mod:`labelwatch.models.drift`) fires:
     answers toward random, the answer mix toward one class, or the time per answer.
+    ``updated`` (severity critical) when a second detector fires during the episode.
     Resolved when every detector that fired has recovered.
 ``spammer_suspected``
     After ``spam_min_labels`` answers: chance-corrected agreement ``kappa`` below
@@ -89,14 +94,20 @@ class MonitorConfig:
     copy_min_shared: int = 30
     copy_alpha: float = 1e-8
     copy_max_ratio: float = 0.25
+    cooldown_seconds: float = 600.0
+    cooldowns: tuple[tuple[str, float], ...] = ()  # (episode, seconds): per-rule overrides
+
+    def cooldown(self, episode: str) -> float:
+        """Event-time seconds after an episode resolves during which a new one is held."""
+        return dict(self.cooldowns).get(episode, self.cooldown_seconds)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """An episode opened or resolved at one label."""
+    """An episode opened, updated or resolved at one label."""
 
     kind: str
-    state: str  # "opened" or "resolved"
+    state: str  # "opened", "updated" or "resolved"
     severity: str
     annotator: str
     score: float
@@ -133,6 +144,8 @@ class _Annotator:
         self.pace = SpeedRule()
         self.features = AnomalyFeatures()
         self.open: dict[str, Finding] = {}  # episode -> the finding that opened it
+        self.muted: dict[str, float] = {}  # open episodes held back by the cooldown -> until
+        self.resolved_at: dict[str, float] = {}  # episode -> event time it last resolved
         self.informativeness = 0.5  # ((accuracy - chance) / (1 - chance))^2, every 10 labels
         self.drifting: set[str] = set()  # drift detectors in an episode
 
@@ -176,6 +189,7 @@ class AnnotatorMonitor:
             max_ratio=self.config.copy_max_ratio,
         )
         self._position = -1
+        self._ts = 0.0
 
     # --- state -------------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -186,6 +200,9 @@ class AnnotatorMonitor:
     def load_state(self, state: dict[str, Any]) -> None:
         decoded = _decode(state["state"])
         self._annotators, self._population = decoded["a"], decoded["p"]
+        for annotator in self._annotators.values():  # checkpoints before the cooldown
+            annotator.__dict__.setdefault("muted", {})
+            annotator.__dict__.setdefault("resolved_at", {})
         self._copies = decoded.get("c", self._copies)  # checkpoints before copy detection
 
     def open_episodes(self, annotator: str) -> dict[str, Finding]:
@@ -204,15 +221,17 @@ class AnnotatorMonitor:
         reliability: ReliabilityLookup | None = None,
         position: int = -1,
     ) -> list[Finding]:
-        """One label of ``annotator``; returns the episodes it opened or resolved.
+        """One label of ``annotator``; returns the episodes it opened, updated or resolved.
 
         ``position`` (the label's offset or row) is kept with an opened episode, so that its
-        resolution names the same episode."""
+        resolution names the same episode. ``ts`` is the label's event time in seconds: the
+        cooldowns count in it."""
         state = self._annotators.get(annotator)
         if state is None:
             state = self._annotators[annotator] = _Annotator(self.config)
         state.n += 1
         self._position = position
+        self._ts = ts
         found: list[Finding] = []
         if ctx is not None:
             state.correctness.update(ctx)
@@ -230,34 +249,78 @@ class AnnotatorMonitor:
             self._reliability(annotator, state, found, reliability, n_classes)
         if state.n % 10 == 0:
             self._anomaly(annotator, state, found)
+        if state.muted:
+            self._release(state, found)
         return found
 
     # --- episodes ----------------------------------------------------------------------------
+    # An episode is open from the label its detector fires at until the condition clears, so
+    # a persistent problem is one alert (deduplication). Within the rule's cooldown after an
+    # episode resolved, a new one of the same rule is opened but held back (muted): it is
+    # announced once the cooldown has passed and only if its condition still holds, so a
+    # condition that flaps around its threshold does not page on every crossing.
     def _open(self, state: _Annotator, finding: Finding, found: list[Finding]) -> None:
-        if finding.episode_key not in state.open:
-            finding = dataclasses.replace(finding, opened_at=self._position)
-            state.open[finding.episode_key] = finding
+        key = finding.episode_key
+        if key in state.open:
+            return
+        finding = dataclasses.replace(finding, opened_at=self._position)
+        state.open[key] = finding
+        last = state.resolved_at.get(key)
+        until = -math.inf if last is None else last + self.config.cooldown(key)
+        if self._ts < until:
+            state.muted[key] = until
+        else:
             found.append(finding)
+
+    def _release(self, state: _Annotator, found: list[Finding]) -> None:
+        """Announce held episodes whose cooldown has passed (their condition still holds)."""
+        for key, until in list(state.muted.items()):
+            if self._ts >= until:
+                del state.muted[key]
+                found.append(state.open[key])
+
+    def _update(
+        self, state: _Annotator, finding: Finding, severity: str, found: list[Finding]
+    ) -> None:
+        """The open episode got worse (``finding`` says how): same episode, new state."""
+        key = finding.episode_key
+        opened = state.open[key]
+        state.open[key] = dataclasses.replace(opened, severity=severity)
+        if key in state.muted:
+            return
+        found.append(
+            dataclasses.replace(
+                finding,
+                state="updated",
+                severity=severity,
+                detector=opened.detector,  # the rule that opened it names the episode
+                opened_at=opened.opened_at,
+            )
+        )
 
     def _resolve(
         self, state: _Annotator, episode: str, score: float, reason: str, found: list[Finding]
     ) -> None:
         opened = state.open.pop(episode, None)
-        if opened is not None:
-            found.append(
-                Finding(
-                    kind=opened.kind,
-                    episode=opened.episode,
-                    state="resolved",
-                    severity=opened.severity,
-                    annotator=opened.annotator,
-                    score=score,
-                    threshold=opened.threshold,
-                    reason=reason,
-                    detector=opened.detector,
-                    opened_at=opened.opened_at,
-                )
+        if opened is None:
+            return
+        state.resolved_at[episode] = self._ts
+        if state.muted.pop(episode, None) is not None:
+            return  # never announced, so nothing to resolve
+        found.append(
+            Finding(
+                kind=opened.kind,
+                episode=opened.episode,
+                state="resolved",
+                severity=opened.severity,
+                annotator=opened.annotator,
+                score=score,
+                threshold=opened.threshold,
+                reason=reason,
+                detector=opened.detector,
+                opened_at=opened.opened_at,
             )
+        )
 
     def _drift(self, annotator: str, state: _Annotator, found: list[Finding]) -> None:
         detectors: list[tuple[str, Any]] = [
@@ -267,8 +330,16 @@ class AnnotatorMonitor:
         ]
         for name, detector in detectors:
             if detector.drift_detected and detector.last_report is not None:
+                joined = name not in state.drifting
                 state.drifting.add(name)
-                self._open(state, _drift_finding(annotator, name, detector.last_report), found)
+                finding = _drift_finding(annotator, name, detector.last_report)
+                if "annotator_drift" not in state.open:
+                    self._open(state, finding, found)
+                elif joined:
+                    # Two signals at once (say random answers, and faster) are worse than one.
+                    severity = "critical" if len(state.drifting) >= 2 else "warning"
+                    finding.evidence["detectors"] = ",".join(sorted(state.drifting))
+                    self._update(state, finding, severity, found)
             elif detector.recovered:
                 state.drifting.discard(name)
                 if not state.drifting and "annotator_drift" in state.open:

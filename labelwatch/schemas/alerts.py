@@ -1,8 +1,9 @@
 """Alerts: what the monitor concludes about annotators, as events on the alerts topic.
 
 One model for every kind. An alert belongs to an *episode* of one annotator in one project:
-it is ``opened`` when a detector fires and ``resolved`` when the condition clears (the
-annotator recovered), never once per label. ``alert_id`` is derived from what identifies the
+it is ``opened`` when a detector fires, ``updated`` when the episode gets worse (a second
+detector fires: severity critical), and ``resolved`` when the condition clears (the annotator
+recovered), never once per label. ``alert_id`` is derived from what identifies the
 episode (kind, project, annotator, the shard and offset of the label that opened it), so a
 replay or a retried write of the same episode produces the same id and duplicates collapse.
 """
@@ -23,7 +24,7 @@ ALERT_KINDS: tuple[str, ...] = (
     "spammer_suspected",
     "low_reliability",
 )
-AlertState = Literal["opened", "resolved"]
+AlertState = Literal["opened", "updated", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 
@@ -41,7 +42,7 @@ def alert_id(episode: str, project: str, annotator_id: str, shard: str, opened_o
 
 
 class Alert(BaseModel):
-    """A finding about one annotator in one project, opened or resolved.
+    """A finding about one annotator in one project: opened, updated or resolved.
 
     Examples
     --------
@@ -59,9 +60,7 @@ class Alert(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    alert_id: str = Field(
-        description="Id of the episode; equal for its opened and resolved states."
-    )
+    alert_id: str = Field(description="Id of the episode; equal for all its states.")
     kind: AlertKind
     state: AlertState
     severity: Severity

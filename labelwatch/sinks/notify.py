@@ -110,7 +110,7 @@ class Notifier:
         self._batch_size = batch_size
         self._retry_max_seconds = retry_max_seconds
         self._resend_seconds = resend_seconds
-        self._open: dict[str, Alert] = {}  # alert_id -> opened alert (for re-sending)
+        self._open: dict[str, Alert] = {}  # alert_id -> its newest open state (re-sent)
         self._wake = asyncio.Event()
         self._sending = False
         self._task: asyncio.Task[None] | None = None
@@ -163,10 +163,15 @@ class Notifier:
         """Queue ``alerts`` for delivery; never blocks. Drops the oldest beyond the bound."""
         for alert in alerts:
             if self._resend_seconds is not None:
-                if alert.state == "opened":
-                    self._open[alert.alert_id] = alert
-                else:
+                if alert.state == "resolved":
                     self._open.pop(alert.alert_id, None)
+                else:
+                    previous = self._open.get(alert.alert_id)
+                    if previous is not None and previous.severity != alert.severity:
+                        # Alertmanager tells alerts apart by their labels, severity among
+                        # them: end the alert under the old severity.
+                        self._queue.append(previous.model_copy(update={"state": "resolved"}))
+                    self._open[alert.alert_id] = alert
             self._queue.append(alert)
         overflow = len(self._queue) - self._max_queue
         for _ in range(max(overflow, 0)):

@@ -114,11 +114,13 @@ class LabelPipeline:
             return
         quality = QualityOutput()
         to_store = valid
+        fresh_alerts: list[Alert] = []
         if self._tracker is not None:
             tracker = self._tracker
             quality = await self._restore_shards(tracker, valid)
             applied = tracker.apply(valid)
             quality.extend(applied)
+            fresh_alerts = applied.alerts
             self._observe_quality(tracker, quality)
             # A redelivered label whose row is stored stays as it was: not learned again (see
             # QualityTracker.apply), not written again.
@@ -130,9 +132,12 @@ class LabelPipeline:
                 self._metrics.events_redelivered.labels(topic).inc(n)
         # Published before the ClickHouse write: that write may include a checkpoint past the
         # labels that raised an alert, after which a crash would never re-raise it. The other
-        # way round, a crash only re-raises (same alert_id) and publishes it again.
-        if quality.alerts and self._alerts is not None:
-            await self._publish_alerts(self._alerts, quality.alerts)
+        # way round, a crash only re-raises (same alert_id) and publishes it again. Alerts a
+        # shard restore re-raises from stored labels were published before those labels were
+        # stored, so they are only written to ClickHouse again (in case a crash came between
+        # the two inserts), not published twice.
+        if fresh_alerts and self._alerts is not None:
+            await self._publish_alerts(self._alerts, fresh_alerts)
         tables = sink_rows(to_store, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
         written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))

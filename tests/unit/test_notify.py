@@ -141,3 +141,34 @@ def test_open_episodes_are_resent_until_resolved() -> None:
     assert sent.count(("ann-2", "opened")) >= 2  # kept alive
     after = sent[sent.index(("ann-1", "resolved")) + 1 :]
     assert ("ann-1", "opened") not in after
+
+
+def test_an_escalated_update_ends_the_alert_under_its_old_severity() -> None:
+    posted: list[tuple[str, str, str]] = []
+
+    async def post(body: bytes) -> None:
+        now = T0 + timedelta(hours=1)
+        for a in json.loads(body):
+            state = "ended" if a["endsAt"] <= now.isoformat() else "active"
+            posted.append((a["labels"]["alert_id"], a["labels"]["severity"], state))
+
+    def encode(alerts: list[Alert]) -> bytes:
+        return alertmanager_payload(alerts, T0 + timedelta(hours=1), timedelta(minutes=3))
+
+    opened = alert(1).model_copy(update={"severity": "warning"})
+    updated = alert(1, "updated")  # critical now
+
+    async def run() -> None:
+        notifier = Notifier("test", post, encode, Metrics().notifications, resend_seconds=60)
+        notifier.start()
+        notifier.offer([opened])
+        notifier.offer([updated])
+        await notifier.stop(flush_seconds=2)
+
+    asyncio.run(run())
+    episode = opened.alert_id
+    assert posted == [
+        (episode, "warning", "active"),
+        (episode, "warning", "ended"),
+        (episode, "critical", "active"),
+    ]
