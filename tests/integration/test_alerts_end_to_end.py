@@ -57,7 +57,13 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertman
         seed=21,
         run_id="alerts",
         annotators=12,
-        behaviours={"spammer_fast": 1, "spammer_constant": 1, "colluder": 1},
+        behaviours={"spammer_fast": 1, "spammer_constant": 1, "colluder": 1, "drifter": 1},
+        drift_onset=(50, 60),
+        # Kappa against a crowd that is mostly 0.55-0.75 accurate is attenuated, so a
+        # 0.56-accurate annotator there can be called a random spammer (README, known
+        # limitations); this test is about the alert path, with a crowd of mostly reliable
+        # annotators.
+        noisy_share=0.1,
         projects={"animals": PROJECT_LABELS["animals"]},
     )
     sim = LabelingSimulator(config)
@@ -100,13 +106,24 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertman
     colluders = sorted(a for a, k in kinds.items() if k == "colluder")
     assert (spammer_fast, "spammer_suspected", "fast_answers") in found
     assert (spammer_constant, "spammer_suspected", "constant_answers") in found
+    drifter = next(a for a, k in kinds.items() if k == "drifter")
+    drift = next(a for a in opened if a.kind == "annotator_drift" and a.annotator_id == drifter)
+    assert drift.detector == "correctness"
+    onset = next(a.drift_onset for a in sim.annotators if a.annotator_id == drifter)
+    own = [i for i, e in enumerate(events) if e["annotator_id"] == drifter]
+    assert onset is not None and drift.offset >= own[onset - 1]  # one partition: offset = index
     for me, partner in (colluders, colluders[::-1]):
         copy = next(a for a in opened if a.annotator_id == me and a.detector == "copied_answers")
         assert copy.kind == "annotator_anomaly" and copy.evidence["partner"] == partner
     # Nobody else is called a spammer or a copier.
     suspects = {a.annotator_id for a in opened if a.kind == "spammer_suspected"}
     suspects |= {a.annotator_id for a in opened if a.detector == "copied_answers"}
-    assert suspects == {spammer_fast, spammer_constant, *colluders}
+    # (Answering at random for long enough, the drifter may also be called a spammer.)
+    assert suspects - {drifter} == {spammer_fast, spammer_constant, *colluders}
+    # Drift alerts on others are not excluded here: while the model still trusts the drifter,
+    # its random answers pull the consensus of items it shares with a few annotators, who
+    # then look worse (seen once with this seed: a noisy annotator). The false-alarm rate is
+    # measured by bench/drift_detection.py, not asserted on 2,000 labels.
     assert all(a.project == "animals" and a.reason for a in opened)
 
     # ClickHouse holds the same alerts, once each.
@@ -155,6 +172,7 @@ def test_spammers_and_copiers_alerted_through_kafka_into_clickhouse_and_alertman
             still_open.pop(alert.alert_id, None)
     active = {a["labels"]["alert_id"]: a for a in received if a["status"]["state"] == "active"}
     assert set(active) == set(still_open)
+    assert active[drift.alert_id]["labels"]["kind"] == "annotator_drift"
     spam = active[next(a.alert_id for a in opened if a.annotator_id == spammer_fast)]
     assert spam["labels"]["kind"] == "spammer_suspected"
     assert spam["labels"]["severity"] == "critical"
