@@ -73,7 +73,7 @@ def query_direct(settings: Settings, sql: str, params: Mapping[str, Any]) -> Que
             params,
             max_rows=settings.query_max_rows,
             timeout_seconds=settings.query_timeout_seconds,
-            server=not settings.resolved_dsn().startswith("chdb:"),
+            server=not settings.embedded_store,
         )
     finally:
         client.close()
@@ -84,8 +84,7 @@ def query(
 ) -> QueryResult:
     """Run read-only ``sql``; ``via`` forces the worker endpoint or a direct connection."""
     params = params or {}
-    embedded = settings.resolved_dsn().startswith("chdb:")
-    if via == "direct" or (via == "auto" and not embedded):
+    if via == "direct" or (via == "auto" and not settings.embedded_store):
         return query_direct(settings, sql, params)
     try:
         return query_worker(settings, sql, params)

@@ -279,6 +279,11 @@ class Settings(BaseSettings):
             return self.clickhouse_dsn.get_secret_value()
         return f"chdb://{(self.data_dir / 'labelwatch.chdb').resolve()}"
 
+    @property
+    def embedded_store(self) -> bool:
+        """True for the embedded chDB engine (one process at a time), False for a server."""
+        return urlsplit(self.resolved_dsn()).scheme == "chdb"
+
     def redacted_dsn(self) -> str:
         """The DSN with user and password removed, safe to print or log."""
         parts = urlsplit(self.resolved_dsn())

@@ -97,9 +97,9 @@ def json_value(value: Any) -> Any:
         return value if value == value and abs(value) != float("inf") else None
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID | ipaddress.IPv4Address):
-        return str(value)
-    if isinstance(value, ipaddress.IPv6Address):
+    if isinstance(
+        value, decimal.Decimal | uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address
+    ):
         return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")

@@ -262,7 +262,7 @@ def create_app(
                         params,
                         max_rows=settings.query_max_rows,
                         timeout_seconds=settings.query_timeout_seconds,
-                        server=not settings.resolved_dsn().startswith("chdb:"),
+                        server=not settings.embedded_store,
                     )
                 )
             except QueryError as exc:
