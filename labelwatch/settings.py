@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labelwatch.models.monitor import MonitorConfig
-from labelwatch.schemas.alerts import ALERT_KINDS
+from labelwatch.schemas.alerts import QUALITY_ALERT_KINDS
 
 _M = MonitorConfig  # the detector defaults live with the detectors
 
@@ -237,7 +237,7 @@ class Settings(BaseSettings):
     @field_validator("alert_cooldowns")
     @classmethod
     def _known_rules(cls, value: dict[str, float]) -> dict[str, float]:
-        rules = (*ALERT_KINDS, "copied_answers")
+        rules = (*QUALITY_ALERT_KINDS, "copied_answers")
         for rule, seconds in value.items():
             if rule not in rules:
                 raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(rules)}")

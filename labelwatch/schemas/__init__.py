@@ -5,26 +5,36 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labelwatch.schemas.decode import REJECTION_CODES, InvalidEvent, decode_label_event
+from labelwatch.schemas.decode import (
+    REJECTION_CODES,
+    InvalidEvent,
+    decode_label_event,
+    decode_privacy_signal,
+)
 from labelwatch.schemas.events import (
     LABEL_EVENT_SCHEMA_VERSION,
+    PRIVACY_SIGNAL_KINDS,
     SUPPORTED_LABEL_EVENT_VERSIONS,
     LabelEvent,
+    PrivacySignal,
 )
 from labelwatch.schemas.positions import SourcePosition
 
 __all__ = [
     "LABEL_EVENT_SCHEMA_VERSION",
+    "PRIVACY_SIGNAL_KINDS",
     "REJECTION_CODES",
     "SUPPORTED_LABEL_EVENT_VERSIONS",
     "InvalidEvent",
     "LabelEvent",
+    "PrivacySignal",
     "SourcePosition",
     "decode_label_event",
+    "decode_privacy_signal",
     "json_schemas",
 ]
 
-_EXPORTED = {"LabelEvent": LabelEvent}
+_EXPORTED = {"LabelEvent": LabelEvent, "PrivacySignal": PrivacySignal}
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -13,17 +13,33 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 ALERT_SCHEMA_VERSION = 1
 
-AlertKind = Literal["annotator_drift", "annotator_anomaly", "spammer_suspected", "low_reliability"]
-ALERT_KINDS: tuple[str, ...] = (
+AlertKind = Literal[
+    "annotator_drift",
+    "annotator_anomaly",
+    "spammer_suspected",
+    "low_reliability",
+    "privacy_spike",
+    "privacy_exposure",
+    "revoked_item_labeled",
+    "access_violation",
+]
+QUALITY_ALERT_KINDS: tuple[str, ...] = (
     "annotator_drift",
     "annotator_anomaly",
     "spammer_suspected",
     "low_reliability",
 )
+PRIVACY_ALERT_KINDS: tuple[str, ...] = (
+    "privacy_spike",
+    "privacy_exposure",
+    "revoked_item_labeled",
+    "access_violation",
+)
+ALERT_KINDS: tuple[str, ...] = QUALITY_ALERT_KINDS + PRIVACY_ALERT_KINDS
 AlertState = Literal["opened", "updated", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
@@ -32,17 +48,23 @@ EvidenceValue = float | int | str | None
 MAX_EVIDENCE_ITEMS = 16
 
 
-def alert_id(episode: str, project: str, annotator_id: str, shard: str, opened_offset: int) -> str:
+def alert_id(episode: str, project: str, subject: str, shard: str, opened_offset: int) -> str:
     """Deterministic id of an episode: the same inputs always give the same id.
 
     ``episode`` is the alert's kind, or the name of the episode when one kind has several
-    (``copied_answers`` beside the behaviour anomaly of ``annotator_anomaly``)."""
-    key = "\x1f".join((episode, project, annotator_id, shard, str(opened_offset)))
+    (``copied_answers`` beside the behaviour anomaly of ``annotator_anomaly``); ``subject``
+    what the alert is about (see :attr:`Alert.subject`)."""
+    key = "\x1f".join((episode, project, subject, shard, str(opened_offset)))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 class Alert(BaseModel):
-    """A finding about one annotator in one project: opened, updated or resolved.
+    """A finding in one project: opened, updated or resolved.
+
+    Quality alerts are about an annotator. Privacy alerts are about an annotator
+    (``privacy_exposure``, ``access_violation``), an item (``revoked_item_labeled``) or a
+    signal kind's rate (``privacy_spike``: the subject is the signal kind). ``subject`` says
+    which; it defaults to the annotator.
 
     Examples
     --------
@@ -68,7 +90,9 @@ class Alert(BaseModel):
         description="Event time of the label at which this state was reached."
     )
     project: str
-    annotator_id: str = Field(description="The annotator the alert is about.")
+    annotator_id: str = Field("", description="The annotator involved, if any.")
+    item_id: str = Field("", description="The item involved, if any.")
+    subject: str = Field("", description="What the alert is about; the annotator by default.")
     score: float = Field(description="The detector's statistic when the state was reached.")
     threshold: float = Field(description="The value ``score`` had to cross.")
     reason: str = Field(description="What changed, in plain words.")
@@ -83,6 +107,10 @@ class Alert(BaseModel):
     opened_offset: int = Field(description="Offset of the label that opened the episode.")
     schema_version: int = ALERT_SCHEMA_VERSION
 
-    @property
-    def subject(self) -> str:
-        return self.annotator_id
+    @model_validator(mode="after")
+    def _default_subject(self) -> Alert:
+        if not self.subject:
+            if not self.annotator_id:
+                raise ValueError("an alert needs a subject or an annotator_id")
+            object.__setattr__(self, "subject", self.annotator_id)
+        return self

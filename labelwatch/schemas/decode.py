@@ -8,11 +8,14 @@ JSON line/column, or field path).
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from typing import Any, Final, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from labelwatch.schemas.events import LabelEvent
+from labelwatch.schemas.events import LabelEvent, PrivacySignal
+
+M = TypeVar("M", bound=BaseModel)
 
 # Stable rejection codes: metric label values and the dead-letter ``code`` header.
 EMPTY: Final = "empty"
@@ -71,6 +74,16 @@ def decode_label_event(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
     ...     print(rejection)
     invalid_json: EOF while parsing a value at line 1 column 6
     """
+    return decode_event(raw, LabelEvent, max_bytes=max_bytes)
+
+
+def decode_privacy_signal(raw: bytes | None, *, max_bytes: int) -> PrivacySignal:
+    """Validate one message value as a :class:`PrivacySignal` (same rejections as labels)."""
+    return decode_event(raw, PrivacySignal, max_bytes=max_bytes)
+
+
+def decode_event(raw: bytes | None, model: type[M], *, max_bytes: int) -> M:
+    """Validate one message value as ``model``, or raise :class:`InvalidEvent`."""
     if not raw:
         raise InvalidEvent(EMPTY, "message has no value (empty or tombstone)")
     if len(raw) > max_bytes:
@@ -82,7 +95,7 @@ def decode_label_event(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
             INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
         ) from None
     try:
-        return LabelEvent.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as exc:
         raise _rejection(exc) from None
 
@@ -95,14 +108,16 @@ def _rejection(exc: ValidationError) -> InvalidEvent:
         return InvalidEvent(INVALID_JSON, detail)
     if first["type"] == "model_type":
         return InvalidEvent(NOT_AN_OBJECT, "JSON value is not an object")
-    fields = tuple(".".join(str(p) for p in e["loc"]) or "<root>" for e in errors)
+    errors = _merge_union_errors(errors)
+    fields = tuple(".".join(str(p) for p in e["loc"]) or _named_field(e["msg"]) for e in errors)
     parts = []
     for field, e in zip(fields, errors, strict=True):
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = e["msg"].removeprefix("Value error, ").removeprefix(f"{field}: ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field (not in the schema)"
         got = e.get("input")
-        shown = "" if e["type"] in ("missing", "extra_forbidden") else f" (got {_short(got)})"
+        silent = e["type"] in ("missing", "extra_forbidden") or not e["loc"]
+        shown = "" if silent else f" (got {_short(got)})"
         parts.append(f"{field}: {msg}{shown}")
     code = INVALID_FIELDS
     if any(
@@ -113,6 +128,49 @@ def _rejection(exc: ValidationError) -> InvalidEvent:
     extra = len(parts) - _MAX_REASON_ERRORS
     reason = "; ".join(parts[:_MAX_REASON_ERRORS]) + (f"; and {extra} more" if extra > 0 else "")
     return InvalidEvent(code, reason, fields)
+
+
+# pydantic reports a value matching no member of a union once per member, the member's name
+# appended to the location; one error per value reads better.
+_UNION_MEMBERS = {
+    "constrained-str": "a string of at most 256 characters",
+    "str": "a string",
+    "bool": "a boolean",
+    "int": "an integer",
+    "float": "a number",
+}
+
+
+def _merge_union_errors(errors: list[Any]) -> list[Any]:
+    merged: list[Any] = []
+    by_loc: dict[tuple[Any, ...], Any] = {}
+    for e in errors:
+        loc = tuple(e["loc"])
+        if len(loc) > 1 and loc[-1] in _UNION_MEMBERS:
+            head = loc[:-1]
+            if head in by_loc:
+                by_loc[head]["members"].append(_UNION_MEMBERS[loc[-1]])
+                continue
+            entry = dict(e, loc=head, members=[_UNION_MEMBERS[loc[-1]]])
+            by_loc[head] = entry
+            merged.append(entry)
+        else:
+            merged.append(e)
+    for entry in by_loc.values():
+        members = entry.pop("members")
+        entry["msg"] = "must be " + (
+            members[0] if len(members) == 1 else ", ".join(members[:-1]) + " or " + members[-1]
+        )
+    return merged
+
+
+_FIELD_PREFIX = re.compile(r"^(?:Value error, )?([a-z_]+): ")
+
+
+def _named_field(message: str) -> str:
+    """The field a whole-object check names at the start of its message, else ``<root>``."""
+    match = _FIELD_PREFIX.match(message)
+    return match.group(1) if match else "<root>"
 
 
 def _short(value: object, limit: int = 60) -> str:

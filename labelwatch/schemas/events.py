@@ -13,12 +13,25 @@ Validation policy (applies to every event model here):
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 LABEL_EVENT_SCHEMA_VERSION = 1
 SUPPORTED_LABEL_EVENT_VERSIONS = frozenset({1})
+PRIVACY_SIGNAL_SCHEMA_VERSION = 1
+SUPPORTED_PRIVACY_SIGNAL_VERSIONS = frozenset({1})
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 """An id given by the labeling platform: non-empty, at most 256 characters."""
@@ -66,7 +79,101 @@ class LabelEvent(BaseModel):
     @field_validator("schema_version")
     @classmethod
     def _known_version(cls, value: int) -> int:
-        if value not in SUPPORTED_LABEL_EVENT_VERSIONS:
-            supported = ", ".join(str(v) for v in sorted(SUPPORTED_LABEL_EVENT_VERSIONS))
-            raise ValueError(f"unsupported schema_version {value}; supported: {supported}")
-        return value
+        return _known_version_of(value, SUPPORTED_LABEL_EVENT_VERSIONS)
+
+
+def _known_version_of(value: int, supported: frozenset[int]) -> int:
+    if value not in supported:
+        known = ", ".join(str(v) for v in sorted(supported))
+        raise ValueError(f"unsupported schema_version {value}; supported: {known}")
+    return value
+
+
+PRIVACY_SIGNAL_KINDS: tuple[str, ...] = (
+    "pii_detected",
+    "pii_exposed_to_annotator",
+    "redaction_failed",
+    "consent_revoked",
+    "deletion_requested",
+    "access_violation",
+    "bulk_export",
+)
+SignalKind = Literal[
+    "pii_detected",
+    "pii_exposed_to_annotator",
+    "redaction_failed",
+    "consent_revoked",
+    "deletion_requested",
+    "access_violation",
+    "bulk_export",
+]
+SIGNAL_SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+SignalSeverity = Literal["low", "medium", "high", "critical"]
+REVOKING_KINDS: frozenset[str] = frozenset({"consent_revoked", "deletion_requested"})
+"""Signal kinds after which an item must no longer be labeled (they need an ``item_id``)."""
+
+MAX_ATTRIBUTES = 32
+AttributeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=256)] | StrictBool | StrictInt | StrictFloat
+)
+
+
+class PrivacySignal(BaseModel):
+    """One privacy-relevant observation from the labeling platform or one of its scanners.
+
+    Same validation policy as :class:`LabelEvent`. ``attributes`` are small typed details
+    (``{"pii_type": "phone", "rows": 120}``); labelwatch stores only the allowlisted ones
+    (``LABELWATCH_PRIVACY_ATTRIBUTE_ALLOWLIST``). A ``consent_revoked`` or
+    ``deletion_requested`` signal must name the item it is about.
+
+    Examples
+    --------
+    >>> s = PrivacySignal.model_validate_json(
+    ...     b'{"event_id": "s1", "ts": "2026-01-01T10:00:00Z", "project": "p",'
+    ...     b' "source": "pii-scanner", "kind": "pii_detected", "severity": "high",'
+    ...     b' "item_id": "i1", "attributes": {"pii_type": "phone"}}'
+    ... )
+    >>> s.kind, s.count, s.annotator_id, s.attributes
+    ('pii_detected', 1, None, {'pii_type': 'phone'})
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    event_id: Identifier = Field(description="Unique id of this signal; duplicates are collapsed.")
+    ts: AwareDatetime = Field(description="Event time: when it was observed, with UTC offset.")
+    project: Identifier = Field(description="Labeling project the signal is about.")
+    source: Identifier = Field(description="What emitted it (a scanner, the platform, ...).")
+    kind: SignalKind = Field(description="What was observed.")
+    severity: SignalSeverity = Field(description="How serious the source judges it.")
+    annotator_id: Identifier | None = Field(
+        None, description="The annotator involved (exposed to PII, violating access, ...)."
+    )
+    item_id: Identifier | None = Field(None, description="The item involved.")
+    count: int = Field(
+        1, ge=1, le=1_000_000_000, description="Occurrences this signal reports (e.g. rows)."
+    )
+    attributes: dict[AttributeKey, AttributeValue] = Field(
+        default_factory=dict,
+        max_length=MAX_ATTRIBUTES,
+        description="Small typed details: keys [a-z][a-z0-9_]*, strings up to 256 characters.",
+    )
+    schema_version: int = Field(
+        PRIVACY_SIGNAL_SCHEMA_VERSION, description="Version of this schema the producer wrote."
+    )
+
+    @field_validator("ts")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        return _known_version_of(value, SUPPORTED_PRIVACY_SIGNAL_VERSIONS)
+
+    @model_validator(mode="after")
+    def _revocation_names_item(self) -> PrivacySignal:
+        if self.kind in REVOKING_KINDS and self.item_id is None:
+            raise ValueError(f"item_id: required for kind {self.kind}")
+        return self
