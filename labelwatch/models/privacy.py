@@ -14,14 +14,17 @@ findings come out of it:
 The rate model. Each closed window of a series enters a baseline made with River statistics:
 the rolling sum of the last ``baseline_windows`` admitted window counts (``utils.Rolling``
 over ``stats.Sum``) gives the level ``mu = (sum + 0.5) / n`` (a Poisson-gamma posterior mean,
-so a quiet series has a small positive level instead of zero), and the rolling mean of Pearson
-ratios ``(count - mu)^2 / (mu (1 + 1/n))`` over the last ``dispersion_windows`` gives the
-over-dispersion ``phi`` (at least 1; it also absorbs the lag of the level behind a daily
-rhythm). The next window's count is then predicted as negative binomial with mean ``mu`` and
-variance ``phi * mu * (1 + 1/n)``: the Poisson-gamma predictive, which widens while the
-baseline is short. A span is anomalous when its count is improbable under that prediction
-(upper tail below ``alpha``, a per-series-per-window level chosen with many series in mind)
-*and* at least ``min_ratio`` times the predicted mean *and* at least ``min_count`` signals.
+so a quiet series has a small positive level instead of zero). Over-dispersion is modelled as
+uncertainty of the rate itself (a gamma-mixed Poisson, "NB2"): its squared coefficient of
+variation ``cv2`` is the pooled moment estimate ``sum((x - mu)^2 - v0) / sum(mu^2)`` over the
+last ``dispersion_windows`` (``v0`` the Poisson-gamma variance below; it also absorbs the
+lag of the level behind a daily rhythm). A span of ``m`` windows is then predicted as negative
+binomial with mean ``m mu`` and variance ``m mu + m^2 mu / n + cv2 m^2 mu^2``: the
+Poisson-gamma predictive, which widens while the baseline is short, plus the rate's own
+uncertainty, which matters on busy series and vanishes on quiet ones. A span is anomalous
+when its count is improbable under that prediction (upper tail below ``alpha``, a
+per-series-per-window level chosen with many series in mind) *and* at least ``min_ratio``
+times the predicted mean *and* at least ``min_count`` signals.
 Two spans are tested: the window that is filling (as each signal arrives, so an alert does
 not wait for the window to close; the count only grows, so testing it early adds no false
 alarms over testing it at close) and the sum of that window and the one before (catches
@@ -74,6 +77,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,7 +90,6 @@ from labelwatch.schemas.events import PrivacySignal
 __all__ = ["PrivacyConfig", "PrivacyFinding", "PrivacyMonitor", "rate_threshold"]
 
 _SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-_MILLI = 1000  # Pearson ratios are summed in integer milli-units so a restored sum is exact
 _STATE_VERSION = 1
 
 
@@ -97,15 +100,15 @@ class PrivacyConfig:
     window_seconds: float = 300.0  # event-time tumbling windows, aligned to the epoch
     allowed_lateness_seconds: float = 60.0  # a window closes when max ts - this passes its end
     baseline_windows: int = 12  # admitted windows in the level (12 x 5 min = the last hour)
-    dispersion_windows: int = 96  # windows in the over-dispersion estimate (8 hours)
+    dispersion_windows: int = 96  # windows in the rate-uncertainty estimate (8 hours)
     min_windows: int = 6  # closed windows of a series before any rate verdict (warm-up)
-    alpha: float = 1e-5  # upper-tail probability below which a span is anomalous (per test)
+    alpha: float = 1e-4  # upper-tail probability below which a span is anomalous (per test)
     resolve_alpha: float = 1e-2  # a window is back to normal when its tail is above this
     min_ratio: float = 2.5  # ... and a spike needs at least this ratio over the baseline
     min_count: int = 5  # ... and at least this many signals in the tested span
     critical_ratio: float = 10.0  # a spike at this ratio or above is critical, else warning
-    max_dispersion: float = 10.0  # cap on the over-dispersion factor phi
-    max_pearson: float = 25.0  # cap on one window's Pearson ratio (one outlier moves phi little)
+    max_rate_cv: float = 1.0  # cap on the rate's coefficient of variation (sqrt of cv2)
+    max_pearson: float = 25.0  # cap on one window's excess variance, in units of mu
     adapt_after_windows: int = 24  # after this long an episode stops gating the baseline
     idle_seconds: float = 7 * 86400.0  # series without a signal for this long are dropped
 
@@ -212,7 +215,7 @@ def _count_law(
 @dataclass
 class _Thresholds:
     mean: float  # predicted signals per window
-    phi: float  # over-dispersion factor
+    cv2: float  # squared coefficient of variation of the rate
     n: int  # admitted windows behind the level
     alarm: tuple[int, int]  # counts that open an episode: one window, two windows
     normal: tuple[int, int]  # counts below which a closed span is back to normal
@@ -228,9 +231,9 @@ class _Series:
         self.level: utils.Rolling[stats.Sum] = utils.Rolling(
             stats.Sum, window_size=config.baseline_windows
         )
-        self.pearson: utils.Rolling[stats.Sum] = utils.Rolling(
-            stats.Sum, window_size=config.dispersion_windows
-        )
+        # (excess variance, mu^2) per admitted window; summed afresh (fsum), so a restored
+        # series computes exactly the same as the one that wrote it.
+        self.spread: deque[tuple[float, float]] = deque(maxlen=config.dispersion_windows)
         self.last_window = first_window - 1  # last closed window
         self.last_signals = 0  # its signals
         self.last_count = 0  # its summed count field
@@ -247,14 +250,15 @@ class _Series:
 def _thresholds(series: _Series, config: PrivacyConfig) -> _Thresholds:
     n = len(series.level.window)
     mean = (series.level.obj.get() + 0.5) / max(n, 1)
-    k = len(series.pearson.window)
-    phi = 1.0
-    if k:
-        phi = min(config.max_dispersion, max(1.0, series.pearson.obj.get() / _MILLI / k))
+    weight = math.fsum(d for _, d in series.spread)
+    cv2 = 0.0
+    if weight > 0:
+        cv2 = math.fsum(e for e, _ in series.spread) / weight
+        cv2 = min(config.max_rate_cv**2, max(0.0, cv2))
     alarm, normal = [], []
     for span in (1, 2):
         m = span * mean
-        var = phi * m * (1.0 + span / max(n, 1))
+        var = _variance(mean, cv2, n, span)
         alarm.append(
             max(
                 rate_threshold(m, var, config.alpha),
@@ -263,7 +267,13 @@ def _thresholds(series: _Series, config: PrivacyConfig) -> _Thresholds:
             )
         )
         normal.append(max(rate_threshold(m, var, config.resolve_alpha), 1))
-    return _Thresholds(mean, phi, n, (alarm[0], alarm[1]), (normal[0], normal[1]))
+    return _Thresholds(mean, cv2, n, (alarm[0], alarm[1]), (normal[0], normal[1]))
+
+
+def _variance(mean: float, cv2: float, n: int, span: int) -> float:
+    """Predictive variance of a span of ``span`` windows (see the module docstring)."""
+    m = span * mean
+    return m + span * m / max(n, 1) + cv2 * m * m
 
 
 class PrivacyMonitor:
@@ -363,7 +373,7 @@ class PrivacyMonitor:
             severity = "critical" if ratio >= self.config.critical_ratio else "warning"
             first = index - span + 1
             start = _window_start(first, self.config.window_seconds)
-            var = th.phi * expected * (1.0 + span / max(th.n, 1))
+            var = _variance(th.mean, th.cv2, th.n, span)
             series.episode = {
                 "opened_at": position,
                 "severity": severity,
@@ -395,7 +405,7 @@ class PrivacyMonitor:
                         "count_sum": count,
                         "baseline": round(expected, 4),
                         "ratio": round(ratio, 4),
-                        "dispersion": round(th.phi, 4),
+                        "rate_cv": round(math.sqrt(th.cv2), 4),
                         "tail_probability": upper_tail(signals, expected, var),
                         "baseline_windows": th.n,
                         "window_seconds": self.config.window_seconds,
@@ -451,7 +461,8 @@ class PrivacyMonitor:
             # The baseline may have dropped since the last signal of this window.
             self._judge(series, index, [signals, count], previous, end, position, found)
         gated = False
-        if series.episode is not None:
+        # Windows before the one the episode was opened on are not part of it.
+        if series.episode is not None and index >= int(series.episode["window"]):
             back = signals < th.normal[0] and signals + previous[0] < th.normal[1]
             adapted = series.episode_windows >= cfg.adapt_after_windows
             if back:
@@ -463,9 +474,9 @@ class PrivacyMonitor:
             admitted = min(signals, th.normal[0]) if warm else signals
             series.level.update(admitted)
             if warm:  # before that the level is too short to judge the spread by
-                n = max(th.n, 1)
-                pearson = (admitted - th.mean) ** 2 / (th.mean * (1.0 + 1.0 / n))
-                series.pearson.update(round(min(pearson, cfg.max_pearson) * _MILLI))
+                v0 = _variance(th.mean, 0.0, th.n, 1)
+                excess = min((admitted - th.mean) ** 2 - v0, cfg.max_pearson * th.mean)
+                series.spread.append((excess, th.mean * th.mean))
         series.last_window = index
         series.last_signals, series.last_count = signals, count
         series.closed += 1
@@ -526,7 +537,7 @@ class PrivacyMonitor:
                     "kind": s.kind,
                     "open": [[i, c[0], c[1]] for i, c in sorted(s.open.items())],
                     "level": s.values(s.level),
-                    "pearson": s.values(s.pearson),
+                    "spread": [list(pair) for pair in s.spread],
                     "last_window": s.last_window,
                     "last_signals": s.last_signals,
                     "last_count": s.last_count,
@@ -555,8 +566,7 @@ class PrivacyMonitor:
             series.open = {int(i): [int(n), int(c)] for i, n, c in raw["open"]}
             for value in raw["level"]:  # integers: the rolling sums come back exactly
                 series.level.update(value)
-            for value in raw["pearson"]:
-                series.pearson.update(value)
+            series.spread.extend((float(e), float(d)) for e, d in raw["spread"])
             series.last_window = int(raw["last_window"])
             series.last_signals = int(raw["last_signals"])
             series.last_count = int(raw["last_count"])
