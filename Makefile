@@ -10,7 +10,7 @@ DEBIAN_TOOLS := python3 scripts/debian_tools.py
 DEMO_SECONDS ?= 30
 
 .PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools schema clean \
-	bench-consensus bench-decode bench-drift bench-latency
+	bench-consensus bench-decode bench-drift bench-latency bench-privacy
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,9 @@ bench-decode: install ## per-event validation cost
 
 bench-drift: install ## drift/spammer detection delay and false alarms, ADWIN as reference
 	$(BIN)/python bench/drift_detection.py
+
+bench-privacy: install ## privacy-spike detection delay and false alarms/day, fixed threshold as reference
+	$(BIN)/python bench/privacy_detection.py
 
 bench-latency: install kafka-fetch debian-tools ## produce -> ClickHouse / Alertmanager latency at 2,000 events/s
 	$(BIN)/python bench/alert_latency.py

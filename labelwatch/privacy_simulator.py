@@ -112,8 +112,8 @@ Incident = SpikeIncident | ExposureIncident
 
 
 def _rng(key: str) -> random.Random:
-    """A generator seeded by ``key``: one per purpose, so adding incidents leaves the
-    background unchanged. The randomness models traffic, not secrets."""
+    """A generator seeded by ``key``: one per purpose and series, so adding incidents leaves
+    the background's arrival times unchanged. The randomness models traffic, not secrets."""
     return random.Random(key)  # noqa: S311
 
 

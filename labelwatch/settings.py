@@ -9,9 +9,10 @@ ClickHouse store is without its credentials.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labelwatch.models.monitor import MonitorConfig
@@ -61,6 +62,35 @@ class Settings(BaseSettings):
         1_048_576,
         ge=1024,
         description="Largest input message accepted; larger ones are dead-lettered as oversized.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN",
+        description="SASL mechanism (SASL_* protocols): PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="SASL user name; required by the SASL_* protocols."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password; required by the SASL_* protocols. A secret."
+    )
+    kafka_ssl_cafile: FilePath | None = Field(
+        None,
+        description="CA bundle (PEM) the brokers' certificates are checked against "
+        "(SSL, SASL_SSL); default: the system's trust store.",
+    )
+    kafka_ssl_certfile: FilePath | None = Field(
+        None,
+        description="Client certificate (PEM) for mutual TLS; needs kafka_ssl_keyfile.",
+    )
+    kafka_ssl_keyfile: FilePath | None = Field(
+        None, description="Private key (PEM) of kafka_ssl_certfile."
+    )
+    kafka_ssl_keyfile_password: SecretStr | None = Field(
+        None, description="Password of an encrypted kafka_ssl_keyfile. A secret."
     )
 
     # --- ClickHouse -----------------------------------------------------------------------
@@ -246,6 +276,50 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL_")
+        tls = protocol in ("SSL", "SASL_SSL")
+        if sasl:
+            missing = [
+                f"kafka_sasl_{name}"
+                for name, value in (
+                    ("username", self.kafka_sasl_username),
+                    ("password", self.kafka_sasl_password),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"kafka_security_protocol={protocol} needs {' and '.join(missing)}"
+                )
+        elif self.kafka_sasl_username is not None or self.kafka_sasl_password is not None:
+            raise ValueError(
+                "kafka_sasl_username/kafka_sasl_password are set but kafka_security_protocol "
+                f"is {protocol}; use SASL_PLAINTEXT or SASL_SSL to send them"
+            )
+        tls_files = {
+            "kafka_ssl_cafile": self.kafka_ssl_cafile,
+            "kafka_ssl_certfile": self.kafka_ssl_certfile,
+            "kafka_ssl_keyfile": self.kafka_ssl_keyfile,
+            "kafka_ssl_keyfile_password": self.kafka_ssl_keyfile_password,
+        }
+        given = [name for name, value in tls_files.items() if value is not None]
+        if given and not tls:
+            raise ValueError(
+                f"{', '.join(given)} set but kafka_security_protocol is {protocol}; "
+                "TLS settings need SSL or SASL_SSL"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "kafka_ssl_certfile and kafka_ssl_keyfile go together: a client certificate "
+                "needs its private key (for one PEM file holding both, give it twice)"
+            )
+        if self.kafka_ssl_keyfile_password is not None and self.kafka_ssl_keyfile is None:
+            raise ValueError("kafka_ssl_keyfile_password is set but kafka_ssl_keyfile is not")
+        return self
+
+    @model_validator(mode="after")
     def _check_dsn_scheme(self) -> Settings:
         if self.clickhouse_dsn is not None:
             scheme = urlsplit(self.clickhouse_dsn.get_secret_value()).scheme
@@ -301,3 +375,25 @@ class Settings(BaseSettings):
     def bootstrap_servers(self) -> list[str]:
         """:attr:`kafka_bootstrap` as the list kafka-python expects."""
         return [h.strip() for h in self.kafka_bootstrap.split(",") if h.strip()]
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and
+        KafkaAdminClient: the protocol plus only the SASL/TLS options that apply. The values
+        include the secrets in clear: pass them to a client, never log them."""
+        protocol = self.kafka_security_protocol
+        options: dict[str, Any] = {"security_protocol": protocol}
+        if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+            assert self.kafka_sasl_password is not None  # checked by the validator
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if protocol in ("SSL", "SASL_SSL"):
+            files = {
+                "ssl_cafile": self.kafka_ssl_cafile,
+                "ssl_certfile": self.kafka_ssl_certfile,
+                "ssl_keyfile": self.kafka_ssl_keyfile,
+            }
+            options.update({key: str(path) for key, path in files.items() if path is not None})
+            if self.kafka_ssl_keyfile_password is not None:
+                options["ssl_password"] = self.kafka_ssl_keyfile_password.get_secret_value()
+        return options

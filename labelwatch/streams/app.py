@@ -37,6 +37,7 @@ from labelwatch.sinks.notify import Notifier
 from labelwatch.sinks.query import QueryError, run_query
 from labelwatch.streams.alerts import alert_record
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
+from labelwatch.streams.kafka_security import broker_credentials
 from labelwatch.streams.pipeline import LabelPipeline
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,7 @@ def create_app(
     app = faust.App(
         settings.app_id,
         broker=settings.broker_url(),
+        broker_credentials=broker_credentials(settings),
         store="memory://",
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from kafka import KafkaProducer
 
 from labelwatch.settings import Settings
+from labelwatch.streams.kafka_security import kafka_python_options
 
 _HEADER_ROOM = 64 * 1024
 
@@ -20,6 +21,7 @@ def make_producer(settings: Settings) -> KafkaProducer:
         linger_ms=5,
         max_request_size=settings.max_message_bytes + _HEADER_ROOM,
         client_id=f"{settings.app_id}-producer",
+        **kafka_python_options(settings),
     )
 
 

@@ -10,6 +10,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from labelwatch.settings import Settings
+from labelwatch.streams.kafka_security import kafka_python_options
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def group_lag(settings: Settings, topics: list[str] | None = None) -> int:
     topics = topics or input_topics(settings)
     admin = _admin(settings, 30.0)
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap_servers(),
+        enable_auto_commit=False,
+        **kafka_python_options(settings),
     )
     try:
         committed = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
@@ -118,13 +121,19 @@ def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
         bootstrap_servers=settings.bootstrap_servers(),
         client_id=f"{settings.app_id}-admin",
         request_timeout_ms=int(timeout_s * 1000),
+        # Also bounds the first connection: a rejected SASL login shows up as a failed
+        # bootstrap (kafka-python retries it) rather than as an authentication error.
+        bootstrap_timeout_ms=int(timeout_s * 1000),
+        **kafka_python_options(settings),
     )
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The current end offset of every partition of ``topic`` (partition -> offset)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap_servers(),
+        enable_auto_commit=False,
+        **kafka_python_options(settings),
     )
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
@@ -149,6 +158,7 @@ def read_range(
         enable_auto_commit=False,
         consumer_timeout_ms=2000,
         fetch_max_bytes=fetch_max_bytes,
+        **kafka_python_options(settings),
     )
     try:
         parts = [TopicPartition(topic, p) for p in start]

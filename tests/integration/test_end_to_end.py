@@ -146,7 +146,11 @@ def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
     assert Counter(d.value for d in dead) == Counter(malformed_sent)
     assert {d.code for d in dead} == {code for code, _ in bad}
     assert all(d.reason and d.source_topic == topic for d in dead)
-    source = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers(), enable_auto_commit=False)
+    source = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers(),
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
     try:
         for letter in dead[:5]:
             tp = TopicPartition(topic, letter.source_partition)

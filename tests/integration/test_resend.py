@@ -116,7 +116,9 @@ def test_reading_a_topic_range_again_changes_nothing(
     # The operator rewinds the group: partition 0 to its start, partition 1 to its middle.
     ends = end_offsets(settings, settings.topic_labels)
     rewind = {0: 0, 1: ends[1] // 2}
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers())
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers(), **settings.kafka_client_options()
+    )
     try:
         deadline = time.monotonic() + 60
         while True:  # the stopped worker's membership may take a moment to expire
