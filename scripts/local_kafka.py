@@ -12,10 +12,25 @@ server jars (``org.apache.kafka:kafka_2.13``).  This script:
 * ``start``  - writes a KRaft combined-mode (broker + controller, node 1, static
   quorum) ``server.properties`` bound to free 127.0.0.1 ports, formats the
   storage, launches ``kafka.Kafka`` detached and waits until it really serves
-  requests.  Prints only the bootstrap address (``127.0.0.1:PORT``) on stdout.
+  requests.  Prints only the bootstrap address (``127.0.0.1:PORT``) on stdout
+  (``--sasl``: the SASL listener's address instead).
   Idempotent: a live, ready broker from an earlier start is reused.
 * ``stop``   - SIGTERM (then SIGKILL after 30 s) and forget the broker.
 * ``status`` - print the bootstrap address and exit 0 if the broker is ready.
+
+Listeners (all on 127.0.0.1):
+  PLAINTEXT       the bootstrap address above; no authentication.
+  SASL_PLAINTEXT  a second port (state key ``sasl_bootstrap``; ``start --sasl-port``
+                  fixes it) with SASL mechanism PLAIN and ONE fixed test account,
+                  user ``SASL_USERNAME`` / password ``SASL_PASSWORD`` (constants
+                  below: ``labelwatch`` / ``labelwatch-local-sasl-secret``).  A
+                  loopback test broker only; there is no authorizer, so the user
+                  may do anything.  Used by tests/integration/test_kafka_security.py.
+  CONTROLLER      KRaft's own, PLAINTEXT.
+
+A broker started by an older version of this script (``STATE_VERSION`` below,
+recorded in broker.json) is not reused: ``start`` stops it and starts afresh, so
+a broker left running from before the SASL listener existed gets it.
 
 It is stdlib-only so it runs with plain ``python3`` before any venv exists, and
 it is importable: ``fetch()``, ``start()``, ``stop()`` and ``status()`` are what
@@ -71,6 +86,14 @@ MESSAGE_MAX_BYTES = 2 * 1024 * 1024 + 64 * 1024
 STARTED_MARKER = "Kafka Server started"
 STOP_GRACE_SECONDS = 30.0
 
+# Bumped whenever the listeners or other broker settings change: start() replaces a
+# running broker whose broker.json has another version instead of reusing it.
+STATE_VERSION = 2
+# The SASL_PLAINTEXT listener's only account (PLAIN). A fixed test credential for a
+# loopback broker; never use these anywhere else.
+SASL_USERNAME = "labelwatch"
+SASL_PASSWORD = "labelwatch-local-sasl-secret"  # noqa: S105 - test broker on loopback
+
 STATE_FILE = "broker.json"
 PROPERTIES_FILE = "server.properties"
 SERVER_LOG = "server.log"  # written by log4j2 (INFO and up)
@@ -83,7 +106,8 @@ LIBS_MARKER = ".complete"
 # them and avoids "subprocess is still running" ResourceWarnings under pytest.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
-# What broker.json holds and start()/status() return: bootstrap, pid, run_dir.
+# What broker.json holds and start()/status() return: bootstrap, sasl_bootstrap, pid,
+# run_dir, version.
 State = dict[str, Any]
 
 
@@ -412,21 +436,25 @@ def _free_port() -> socket.socket:
     return s
 
 
-def _pick_ports(port: int) -> tuple[int, int]:
-    """Return (broker port, controller port); 0 means any free loopback port."""
-    # Hold both probe sockets at once so the two ports cannot coincide.
+def _pick_ports(port: int, sasl_port: int = 0) -> tuple[int, int, int]:
+    """Return (broker port, SASL port, controller port); 0 means any free loopback port."""
+    # Hold all probe sockets at once so the ports cannot coincide.
     with contextlib.ExitStack() as stack:
-        if port:
+
+        def pick(wanted: int) -> int:
+            if not wanted:
+                return int(stack.enter_context(_free_port()).getsockname()[1])
             probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             try:
-                probe.bind(("127.0.0.1", port))
+                probe.bind(("127.0.0.1", wanted))
             except OSError as exc:
-                raise KafkaError(f"port {port} on 127.0.0.1 is not free: {exc}") from exc
-            broker_port = port
-        else:
-            broker_port = stack.enter_context(_free_port()).getsockname()[1]
-        controller_port = stack.enter_context(_free_port()).getsockname()[1]
-    return broker_port, controller_port
+                raise KafkaError(f"port {wanted} on 127.0.0.1 is not free: {exc}") from exc
+            return wanted
+
+        broker_port = pick(port)
+        sasl = pick(sasl_port)
+        controller_port = pick(0)
+    return broker_port, sasl, controller_port
 
 
 def _new_cluster_id() -> str:
@@ -438,18 +466,32 @@ def _new_cluster_id() -> str:
             return cid
 
 
-def _server_properties(run_dir: Path, port: int, cport: int) -> str:
+def _server_properties(run_dir: Path, port: int, cport: int, sasl_port: int) -> str:
     props = {
         # KRaft combined mode: one JVM is both the only controller and the only broker.
         "process.roles": "broker,controller",
         "node.id": NODE_ID,
         # Static quorum (no dynamic voter bootstrap), so format needs no --standalone.
         "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": (
+            f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port},"
+            f"CONTROLLER://127.0.0.1:{cport}"
+        ),
+        "advertised.listeners": (
+            f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        ),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": (
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+        ),
+        # The SASL listener: PLAIN with the one test account (see the module docstring).
+        "sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{SASL_USERNAME}="{SASL_PASSWORD}";'
+        ),
         "log.dirs": str(run_dir / DATA_DIR),
         # Single node: every internal topic must live with one replica.
         "num.partitions": 1,
@@ -503,11 +545,19 @@ def _read_state(run_dir: Path) -> State | None:
     return state if isinstance(state, dict) and "pid" in state and "bootstrap" in state else None
 
 
+def _current(state: State) -> bool:
+    """True if the broker of ``state`` was started by this version of the script."""
+    return state.get("version") == STATE_VERSION and bool(state.get("sasl_bootstrap"))
+
+
 def _ready(state: State, run_dir: Path) -> bool:
+    # ApiVersions is answered before authentication, so it probes the SASL listener too.
     return (
-        _is_our_broker(int(state["pid"]), run_dir)
+        _current(state)
+        and _is_our_broker(int(state["pid"]), run_dir)
         and _log_has_started(run_dir)
         and api_versions_ok(state["bootstrap"])
+        and api_versions_ok(state["sasl_bootstrap"])
     )
 
 
@@ -552,28 +602,38 @@ def start(
     run_dir: str | os.PathLike[str] | None = None,
     port: int = 0,
     timeout: float = 90.0,
+    sasl_port: int = 0,
 ) -> State:
-    """Start (or reuse) a ready broker and return {"bootstrap", "pid", "run_dir"}."""
+    """Start (or reuse) a ready broker and return its state: "bootstrap" (PLAINTEXT),
+    "sasl_bootstrap" (SASL_PLAINTEXT, PLAIN), "pid", "run_dir" and "version"."""
     cdir = fetch()
     rdir = _resolve_run_dir(run_dir)
     with _locked(rdir):
         state = _read_state(rdir)
         if state is not None:
             same_port = not port or state["bootstrap"].endswith(f":{port}")
-            if same_port and _ready(state, rdir):
+            same_sasl_port = not sasl_port or str(state.get("sasl_bootstrap", "")).endswith(
+                f":{sasl_port}"
+            )
+            if not _current(state) and _is_our_broker(int(state["pid"]), rdir):
+                _log(
+                    f"broker pid {state['pid']} was started by an older local_kafka.py "
+                    "(no SASL listener); replacing it"
+                )
+            elif same_port and same_sasl_port and _ready(state, rdir):
                 _log(f"reusing running broker pid {state['pid']} at {state['bootstrap']}")
                 return state
             _stop_unlocked(rdir)
         _wipe(rdir)
-        return _start_fresh(cdir, rdir, port, timeout)
+        return _start_fresh(cdir, rdir, port, timeout, sasl_port)
 
 
-def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float) -> State:
+def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float, sasl_port: int) -> State:
     t0 = time.monotonic()
     deadline = t0 + timeout  # covers storage format as well as broker startup
-    broker_port, controller_port = _pick_ports(port)
+    broker_port, sasl_port, controller_port = _pick_ports(port, sasl_port)
     props = rdir / PROPERTIES_FILE
-    props.write_text(_server_properties(rdir, broker_port, controller_port))
+    props.write_text(_server_properties(rdir, broker_port, controller_port, sasl_port))
 
     cluster_id = _new_cluster_id()
     _run_checked(
@@ -606,17 +666,26 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float) -> State:
     _CHILDREN[proc.pid] = proc
     state: State = {
         "bootstrap": f"127.0.0.1:{broker_port}",
+        "sasl_bootstrap": f"127.0.0.1:{sasl_port}",
         "pid": proc.pid,
         "run_dir": str(rdir),
+        "version": STATE_VERSION,
     }
     (rdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
-    _log(f"broker pid {proc.pid} starting on {state['bootstrap']} (controller :{controller_port})")
+    _log(
+        f"broker pid {proc.pid} starting on {state['bootstrap']} "
+        f"(SASL_PLAINTEXT {state['sasl_bootstrap']}, controller :{controller_port})"
+    )
 
     while True:
         if proc.poll() is not None:
             reason = f"broker exited with code {proc.returncode} during startup"
             break
-        if _log_has_started(rdir) and api_versions_ok(state["bootstrap"]):
+        if (
+            _log_has_started(rdir)
+            and api_versions_ok(state["bootstrap"])
+            and api_versions_ok(state["sasl_bootstrap"])
+        ):
             _log(f"broker ready in {time.monotonic() - t0:.1f}s")
             return state
         if time.monotonic() >= deadline:
@@ -646,17 +715,29 @@ def main(argv: list[str] | None = None) -> int:
     p_start = sub.add_parser("start", help="start (or reuse) the broker; prints bootstrap")
     p_start.add_argument("--port", type=int, default=0, help="broker port (0 = free port)")
     p_start.add_argument("--timeout", type=float, default=90.0, help="readiness timeout, s")
+    p_start.add_argument(
+        "--sasl-port", type=int, default=0, help="SASL_PLAINTEXT listener port (0 = free port)"
+    )
     p_stop = sub.add_parser("stop", help="stop the broker (exit 0 if none runs)")
     p_status = sub.add_parser("status", help="print bootstrap, exit 0 if ready, else 1")
     for p in (p_start, p_stop, p_status):
         p.add_argument("--dir", dest="run_dir", default=None, help="broker run dir")
+    for p in (p_start, p_status):
+        p.add_argument(
+            "--sasl",
+            action="store_true",
+            help="print the SASL_PLAINTEXT listener's address instead of the PLAINTEXT one",
+        )
     args = parser.parse_args(argv)
 
     try:
         if args.command == "fetch":
             fetch()
         elif args.command == "start":
-            print(start(args.run_dir, port=args.port, timeout=args.timeout)["bootstrap"])
+            state = start(
+                args.run_dir, port=args.port, timeout=args.timeout, sasl_port=args.sasl_port
+            )
+            print(state["sasl_bootstrap" if args.sasl else "bootstrap"])
         elif args.command == "stop":
             stop(args.run_dir)
         elif args.command == "status":
@@ -664,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
             if state is None:
                 _log("no ready broker")
                 return 1
-            print(state["bootstrap"])
+            print(state["sasl_bootstrap" if args.sasl else "bootstrap"])
     except KafkaError as exc:
         _log(f"error: {exc}")
         return 1

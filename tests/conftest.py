@@ -65,21 +65,51 @@ def debian_tools() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real single-node Kafka broker for the session.
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real single-node Kafka broker for the session: ``{"bootstrap", "sasl_bootstrap"}``,
+    its PLAINTEXT and SASL_PLAINTEXT (PLAIN, the test account of scripts/local_kafka.py)
+    listeners.
 
-    ``LABELWATCH_TEST_BOOTSTRAP`` points the tests at a broker that is already running;
-    otherwise one is fetched (once) and started here, and stopped at the end. Never skipped:
-    if the broker cannot start, the tests that need it fail.
+    ``LABELWATCH_TEST_BOOTSTRAP`` (and ``LABELWATCH_TEST_SASL_BOOTSTRAP``, e.g. from
+    ``scripts/local_kafka.py status --sasl``) point the tests at a broker that is already
+    running; otherwise one is fetched (once) and started here, and stopped at the end. Never
+    skipped: if the broker cannot start, the tests that need it fail.
     """
     given = os.environ.get("LABELWATCH_TEST_BOOTSTRAP")
     if given:
-        yield given
+        yield {
+            "bootstrap": given,
+            "sasl_bootstrap": os.environ.get("LABELWATCH_TEST_SASL_BOOTSTRAP", ""),
+        }
         return
     local_kafka = _local_kafka()
     run_dir = tmp_path_factory.mktemp("kafka")
     state = local_kafka.start(run_dir=run_dir, port=0, timeout=120.0)
     try:
-        yield str(state["bootstrap"])
+        yield {"bootstrap": str(state["bootstrap"]), "sasl_bootstrap": str(state["sasl_bootstrap"])}
     finally:
         local_kafka.stop(run_dir=run_dir)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: dict[str, str]) -> str:
+    """The session broker's PLAINTEXT bootstrap address."""
+    return kafka_broker["bootstrap"]
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl() -> tuple[str, str]:
+    """User name and password of the local broker's SASL_PLAINTEXT test account."""
+    local_kafka = _local_kafka()
+    return str(local_kafka.SASL_USERNAME), str(local_kafka.SASL_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def kafka_sasl_bootstrap(kafka_broker: dict[str, str]) -> str:
+    """The session broker's SASL_PLAINTEXT bootstrap address."""
+    if not kafka_broker["sasl_bootstrap"]:
+        pytest.fail(
+            "LABELWATCH_TEST_BOOTSTRAP is set but LABELWATCH_TEST_SASL_BOOTSTRAP is not: "
+            "give the SASL_PLAINTEXT listener too (scripts/local_kafka.py status --sasl)"
+        )
+    return kafka_broker["sasl_bootstrap"]
