@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+
 from labelwatch.schemas.decode import (
     REJECTION_CODES,
     InvalidEvent,
@@ -34,7 +36,7 @@ __all__ = [
     "json_schemas",
 ]
 
-_EXPORTED = {"LabelEvent": LabelEvent, "PrivacySignal": PrivacySignal}
+_EXPORTED: dict[str, type[BaseModel]] = {"LabelEvent": LabelEvent, "PrivacySignal": PrivacySignal}
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

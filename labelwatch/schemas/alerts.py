@@ -40,6 +40,11 @@ PRIVACY_ALERT_KINDS: tuple[str, ...] = (
     "access_violation",
 )
 ALERT_KINDS: tuple[str, ...] = QUALITY_ALERT_KINDS + PRIVACY_ALERT_KINDS
+ONE_SHOT_KINDS: frozenset[str] = frozenset(
+    {"privacy_exposure", "revoked_item_labeled", "access_violation"}
+)
+"""Kinds that report one incident (an exposure, a violation, a label on a revoked item): they
+are opened and never resolved, since nothing about them can clear."""
 AlertState = Literal["opened", "updated", "resolved"]
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")

@@ -23,6 +23,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from pydantic import TypeAdapter
 
+from labelwatch.models.revocations import Revocation
 from labelwatch.models.tracker import (
     AnnotatorSnapshot,
     Checkpoint,
@@ -30,7 +31,7 @@ from labelwatch.models.tracker import (
     LabelOutcome,
     QualityOutput,
 )
-from labelwatch.schemas import LabelEvent, SourcePosition
+from labelwatch.schemas import LabelEvent, PrivacySignal, SourcePosition
 from labelwatch.schemas.alerts import Alert, EvidenceValue
 from labelwatch.settings import Settings
 
@@ -102,6 +103,36 @@ ALERT_COLUMNS: tuple[str, ...] = (
     "opened_offset",
     "schema_version",
     "ingested_at",
+    "item_id",
+    "subject",
+)
+PRIVACY_SIGNAL_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "ts",
+    "project",
+    "source",
+    "kind",
+    "severity",
+    "annotator_id",
+    "item_id",
+    "count",
+    "attributes",
+    "attributes_dropped",
+    "late",
+    "schema_version",
+    "source_topic",
+    "source_topic_id",
+    "source_partition",
+    "source_offset",
+    "ingested_at",
+)
+REVOKED_ITEM_COLUMNS: tuple[str, ...] = (
+    "project",
+    "item_id",
+    "revoked_at",
+    "kind",
+    "event_id",
+    "ingested_at",
 )
 CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "source_topic",
@@ -116,11 +147,17 @@ CHECKPOINT_COLUMNS: tuple[str, ...] = (
 # they raised, are stored (recovery replays only what comes after the checkpoint).
 TABLES: dict[str, tuple[str, ...]] = {
     "label_events": LABEL_EVENT_COLUMNS,
+    "privacy_signals": PRIVACY_SIGNAL_COLUMNS,
+    "revoked_items": REVOKED_ITEM_COLUMNS,
     "item_consensus": ITEM_CONSENSUS_COLUMNS,
     "annotator_reliability": ANNOTATOR_RELIABILITY_COLUMNS,
     "alerts": ALERT_COLUMNS,
     "model_checkpoints": CHECKPOINT_COLUMNS,
 }
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def database_name(settings: Settings) -> str:
@@ -239,6 +276,57 @@ def alert_row(alert: Alert, ingested_at: datetime) -> tuple[Any, ...]:
         alert.offset,
         alert.opened_offset,
         alert.schema_version,
+        ingested_at,
+        alert.item_id,
+        alert.subject,
+    )
+
+
+_ATTRIBUTES_JSON: TypeAdapter[dict[str, str | bool | int | float]] = TypeAdapter(
+    dict[str, str | bool | int | float]
+)
+
+
+def privacy_signal_row(
+    signal: PrivacySignal,
+    source: SourcePosition,
+    ingested_at: datetime,
+    *,
+    allowlist: frozenset[str],
+    late: bool = False,
+    topic_id: str = "",
+) -> tuple[Any, ...]:
+    """One ``privacy_signals`` row. Attribute values are kept only for allowlisted keys."""
+    kept = {k: v for k, v in signal.attributes.items() if k in allowlist}
+    return (
+        signal.event_id,
+        signal.ts,
+        signal.project,
+        signal.source,
+        signal.kind,
+        signal.severity,
+        signal.annotator_id or "",
+        signal.item_id or "",
+        signal.count,
+        _ATTRIBUTES_JSON.dump_json(kept).decode(),
+        len(signal.attributes) - len(kept),
+        int(late),
+        signal.schema_version,
+        source.topic,
+        topic_id,
+        source.partition,
+        source.offset,
+        ingested_at,
+    )
+
+
+def revoked_item_row(revocation: Revocation, ingested_at: datetime) -> tuple[Any, ...]:
+    return (
+        revocation.project,
+        revocation.item_id,
+        revocation.revoked_at,
+        revocation.kind,
+        revocation.event_id,
         ingested_at,
     )
 
@@ -373,10 +461,9 @@ class ClickHouseWriter:
         )
         out = []
         for row in result.result_rows:
-            ts = row[1] if row[1].tzinfo else row[1].replace(tzinfo=UTC)
             event = LabelEvent.model_construct(
                 event_id=row[0],
-                ts=ts,
+                ts=_utc(row[1]),
                 project=row[2],
                 item_id=row[3],
                 annotator_id=row[4],
@@ -386,6 +473,88 @@ class ClickHouseWriter:
                 schema_version=row[8],
             )
             out.append((event, SourcePosition(topic, partition, int(row[9]))))
+        return out
+
+    def stored_signals_after(
+        self, topic: str, topic_id: str, partition: int, offset: int
+    ) -> list[tuple[PrivacySignal, SourcePosition]]:
+        """Privacy signals of a shard stored with offsets above ``offset``, in offset order.
+
+        Attributes come back as stored (allowlisted keys only); the detectors do not use
+        them."""
+        result = self._client.query(
+            "SELECT event_id, ts, project, source, kind, severity, annotator_id, item_id, "  # noqa: S608
+            "count, schema_version, source_offset "
+            f"FROM {self._db}.privacy_signals "
+            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
+            "AND source_partition = {partition:UInt32} AND source_offset > {offset:Int64} "
+            "ORDER BY source_offset LIMIT 1 BY source_offset",
+            parameters={
+                "topic": topic,
+                "topic_id": topic_id,
+                "partition": partition,
+                "offset": offset,
+            },
+        )
+        out = []
+        for row in result.result_rows:
+            signal = PrivacySignal.model_construct(
+                event_id=row[0],
+                ts=_utc(row[1]),
+                project=row[2],
+                source=row[3],
+                kind=row[4],
+                severity=row[5],
+                annotator_id=row[6] or None,
+                item_id=row[7] or None,
+                count=int(row[8]),
+                attributes={},
+                schema_version=row[9],
+            )
+            out.append((signal, SourcePosition(topic, partition, int(row[10]))))
+        return out
+
+    def revocations(self) -> list[Revocation]:
+        """Every stored revocation, the earliest per item."""
+        result = self._client.query(
+            "SELECT project, item_id, argMin(kind, revoked_at), argMin(event_id, revoked_at), "  # noqa: S608
+            f"min(revoked_at) FROM {self._db}.revoked_items GROUP BY project, item_id"
+        )
+        return [
+            Revocation(project, item, _utc(at), kind, event_id)
+            for project, item, kind, event_id, at in result.result_rows
+        ]
+
+    def labels_after_revocation(
+        self, revocation: Revocation
+    ) -> list[tuple[LabelEvent, SourcePosition]]:
+        """Stored labels of a revoked item given at or after its revocation."""
+        result = self._client.query(
+            "SELECT event_id, ts, project, item_id, annotator_id, label, gold_label, "  # noqa: S608
+            "duration_ms, schema_version, source_topic, source_partition, source_offset "
+            f"FROM {self._db}.label_events FINAL "
+            "WHERE project = {project:String} AND item_id = {item:String} "
+            "AND ts >= {at:DateTime64(3, 'UTC')} ORDER BY ts",
+            parameters={
+                "project": revocation.project,
+                "item": revocation.item_id,
+                "at": revocation.revoked_at,
+            },
+        )
+        out = []
+        for row in result.result_rows:
+            event = LabelEvent.model_construct(
+                event_id=row[0],
+                ts=_utc(row[1]),
+                project=row[2],
+                item_id=row[3],
+                annotator_id=row[4],
+                label=row[5],
+                gold_label=row[6],
+                duration_ms=row[7],
+                schema_version=row[8],
+            )
+            out.append((event, SourcePosition(row[9], int(row[10]), int(row[11]))))
         return out
 
     def close(self) -> None:

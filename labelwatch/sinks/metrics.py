@@ -99,6 +99,18 @@ class Metrics:
             ["topic", "partition"],
             registry=self.registry,
         )
+        self.privacy_signals = Counter(
+            "labelwatch_privacy_signals_total",
+            "Valid privacy signals applied, by kind and severity.",
+            ["kind", "severity"],
+            registry=self.registry,
+        )
+        self.privacy_late = Counter(
+            "labelwatch_privacy_signals_late_total",
+            "Privacy signals that arrived after their rate window closed (stored, not counted).",
+            ["kind"],
+            registry=self.registry,
+        )
         self.errors = Counter(
             "labelwatch_errors",
             "Errors by component; each was retried or dead-lettered, never dropped.",

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
+from labelwatch.settings import Retention
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -334,6 +336,121 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        5,
+        "privacy",
+        (
+            # Privacy signals as received, minus what is not allowlisted: attributes keeps
+            # only the allowlisted keys (JSON), attributes_dropped counts the others. late = 1
+            # when the signal's window had closed before it arrived (counted in no rate).
+            """
+            CREATE TABLE IF NOT EXISTS {db}.privacy_signals (
+                event_id String,
+                ts DateTime64(3, 'UTC'),
+                project LowCardinality(String),
+                source LowCardinality(String),
+                kind LowCardinality(String),
+                severity LowCardinality(String),
+                annotator_id String,
+                item_id String,
+                count UInt64,
+                attributes String,
+                attributes_dropped UInt16,
+                late UInt8,
+                schema_version UInt16,
+                source_topic LowCardinality(String),
+                source_topic_id LowCardinality(String),
+                source_partition UInt32,
+                source_offset UInt64,
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (project, event_id)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+            # Items that must no longer be labeled, from consent_revoked and
+            # deletion_requested signals; read by every worker. No TTL: a revocation stays.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.revoked_items (
+                project LowCardinality(String),
+                item_id String,
+                revoked_at DateTime64(3, 'UTC'),
+                kind LowCardinality(String),
+                event_id String,
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            ORDER BY (project, item_id, event_id)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+            # Privacy alerts are about items and signal rates as well as annotators.
+            """
+            ALTER TABLE {db}.alerts
+                ADD COLUMN IF NOT EXISTS item_id String DEFAULT '',
+                ADD COLUMN IF NOT EXISTS subject String DEFAULT annotator_id
+            """,
+            # Per annotator: privacy signals that name them, beside their labeling quality.
+            """
+            CREATE VIEW IF NOT EXISTS {db}.annotator_privacy_risk AS
+            SELECT
+                project,
+                annotator_id,
+                countIf(kind = 'pii_exposed_to_annotator') AS exposures,
+                countIf(kind = 'pii_exposed_to_annotator' AND severity IN ('high', 'critical'))
+                    AS serious_exposures,
+                countIf(kind = 'access_violation') AS access_violations,
+                countIf(kind = 'bulk_export') AS bulk_exports,
+                count() AS signals,
+                max(ts) AS last_signal_at
+            FROM {db}.privacy_signals FINAL
+            WHERE annotator_id != ''
+            GROUP BY project, annotator_id
+            """,
+            """
+            CREATE VIEW IF NOT EXISTS {db}.annotator_profile AS
+            SELECT
+                q.project AS project,
+                q.annotator_id AS annotator_id,
+                q.labels AS labels,
+                q.agreement_rate AS agreement_rate,
+                q.gold_accuracy AS gold_accuracy,
+                q.last_minute AS last_active,
+                ifNull(r.exposures, 0) AS exposures,
+                ifNull(r.serious_exposures, 0) AS serious_exposures,
+                ifNull(r.access_violations, 0) AS access_violations,
+                ifNull(r.bulk_exports, 0) AS bulk_exports
+            FROM (
+                SELECT
+                    project,
+                    annotator_id,
+                    sum(labels) AS labels,
+                    if(sum(with_consensus) = 0, NULL, sum(agreed) / sum(with_consensus))
+                        AS agreement_rate,
+                    if(sum(gold_seen) = 0, NULL, sum(gold_right) / sum(gold_seen))
+                        AS gold_accuracy,
+                    max(minute) AS last_minute
+                FROM {db}.annotator_minute_agg
+                GROUP BY project, annotator_id
+            ) AS q
+            LEFT JOIN {db}.annotator_privacy_risk AS r
+                ON q.project = r.project AND q.annotator_id = r.annotator_id
+            """,
+            # Privacy signals per project, kind and event-time minute.
+            """
+            CREATE VIEW IF NOT EXISTS {db}.privacy_minute AS
+            SELECT
+                project,
+                kind,
+                toStartOfMinute(ts) AS minute,
+                count() AS signals,
+                sum(count) AS occurrences,
+                countIf(severity IN ('high', 'critical')) AS serious
+            FROM {db}.privacy_signals FINAL
+            GROUP BY project, kind, minute
+            """,
+        ),
+    ),
 )
 
 
@@ -348,8 +465,52 @@ def applied_versions(client: Client, database: str) -> set[int]:
     return {int(row[0]) for row in result.result_rows}
 
 
-def migrate(client: Client, database: str) -> list[Migration]:
-    """Create the database and apply pending migrations in order; returns those applied."""
+# table -> (time expression, raw?). Raw events carry annotator ids and what they did one by
+# one; aggregates and alerts are what the monitor concluded.
+RETENTION_TABLES: dict[str, tuple[str, bool]] = {
+    "label_events": ("toDateTime(ingested_at)", True),
+    "privacy_signals": ("toDateTime(ingested_at)", True),
+    "annotator_reliability": ("toDateTime(ts)", False),
+    "annotator_minute_agg": ("minute", False),
+    "item_consensus": ("toDateTime(updated_at)", False),
+    "alerts": ("toDateTime(ts)", False),
+}
+
+
+def ttl_clause(table: str, retention: Retention) -> str:
+    """The TTL expression ``table`` gets under ``retention``."""
+    column, raw = RETENTION_TABLES[table]
+    days = retention.raw_days if raw else retention.aggregate_days
+    return f"{column} + toIntervalDay({days})"
+
+
+def apply_retention(client: Client, database: str, retention: Retention) -> list[str]:
+    """Set each table's TTL to ``retention``; returns the tables whose TTL changed.
+
+    Only a TTL that differs is modified, and without rewriting existing parts at once
+    (``materialize_ttl_after_modify = 0``): old rows go at the next merges."""
+    changed = []
+    for table in RETENTION_TABLES:
+        wanted = ttl_clause(table, retention)
+        row = client.query(
+            "SELECT create_table_query FROM system.tables "
+            "WHERE database = {db:String} AND name = {table:String}",
+            parameters={"db": database, "table": table},
+        ).first_row
+        if row is None or f"TTL {wanted} " in f"{row[0]} ":
+            continue
+        client.command(
+            f"ALTER TABLE {database}.{table} MODIFY TTL {wanted}",
+            settings={"materialize_ttl_after_modify": 0},
+        )
+        changed.append(table)
+    return changed
+
+
+def migrate(client: Client, database: str, retention: Retention | None = None) -> list[Migration]:
+    """Create the database and apply pending migrations in order; returns those applied.
+
+    With ``retention``, the tables' TTLs are then set to it (see :func:`apply_retention`)."""
     client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     client.command(
         f"""
@@ -371,6 +532,8 @@ def migrate(client: Client, database: str) -> list[Migration]:
             column_names=("version", "name", "applied_at"),
         )
         applied.append(migration)
+    if retention is not None:
+        apply_retention(client, database, retention)
     return applied
 
 

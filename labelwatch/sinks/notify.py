@@ -16,8 +16,10 @@ Payloads
 --------
 Alertmanager: ``POST {url}/api/v2/alerts`` with a list of
 ``{"labels": {...}, "annotations": {...}, "startsAt": ..., "endsAt": ...}``. Labels:
-``alertname="LabelwatchAnnotatorAlert"``, ``kind``, ``severity``, ``project``,
-``annotator_id``, ``detector`` and ``alert_id`` (one Alertmanager alert per episode).
+``alertname`` (``LabelwatchAnnotatorAlert``, or ``LabelwatchPrivacyAlert`` for privacy
+kinds), ``kind``, ``severity``, ``project``, ``subject``, ``annotator_id`` (empty when none),
+``detector`` and ``alert_id`` (one Alertmanager alert per episode). One-shot kinds (an
+exposure, a violation, a label on a revoked item) are sent once and expire on their own.
 Webhook: ``POST {url}`` with ``{"alerts": [<Alert as JSON>, ...]}`` and, when a token is set,
 ``Authorization: Bearer <token>``.
 """
@@ -36,13 +38,14 @@ from typing import Any
 import aiohttp
 from prometheus_client import Counter
 
-from labelwatch.schemas.alerts import Alert
+from labelwatch.schemas.alerts import ONE_SHOT_KINDS, PRIVACY_ALERT_KINDS, Alert
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Notifier", "alertmanager_payload", "webhook_payload"]
 
 ALERTNAME = "LabelwatchAnnotatorAlert"
+PRIVACY_ALERTNAME = "LabelwatchPrivacyAlert"
 
 
 def alertmanager_payload(alerts: Sequence[Alert], now: datetime, ends_in: timedelta) -> bytes:
@@ -53,16 +56,19 @@ def alertmanager_payload(alerts: Sequence[Alert], now: datetime, ends_in: timede
         body.append(
             {
                 "labels": {
-                    "alertname": ALERTNAME,
+                    "alertname": PRIVACY_ALERTNAME
+                    if alert.kind in PRIVACY_ALERT_KINDS
+                    else ALERTNAME,
                     "kind": alert.kind,
                     "severity": alert.severity,
                     "project": alert.project,
+                    "subject": alert.subject,
                     "annotator_id": alert.annotator_id,
                     "detector": alert.detector,
                     "alert_id": alert.alert_id,
                 },
                 "annotations": {
-                    "summary": f"{alert.kind} for {alert.annotator_id} in {alert.project}",
+                    "summary": f"{alert.kind} for {alert.subject} in {alert.project}",
                     "description": alert.reason,
                     "score": f"{alert.score:.4g}",
                     "threshold": f"{alert.threshold:.4g}",
@@ -162,7 +168,7 @@ class Notifier:
     def offer(self, alerts: Sequence[Alert]) -> None:
         """Queue ``alerts`` for delivery; never blocks. Drops the oldest beyond the bound."""
         for alert in alerts:
-            if self._resend_seconds is not None:
+            if self._resend_seconds is not None and alert.kind not in ONE_SHOT_KINDS:
                 if alert.state == "resolved":
                     self._open.pop(alert.alert_id, None)
                 else:

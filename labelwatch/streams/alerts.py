@@ -1,8 +1,8 @@
 """The alerts topic format: one :class:`~labelwatch.schemas.alerts.Alert` per record.
 
-Key: the annotator id (UTF-8), so every alert about an annotator is in one partition, in the
-order it was raised. Value: the alert as JSON (``Alert.model_dump_json()``); read it back with
-``Alert.model_validate_json``. An alert may be delivered more than once (a retried or replayed
+Key: the alert's subject (UTF-8; the annotator for quality alerts), so every alert about a
+subject is in one partition, in the order it was raised. Value: the alert as JSON
+(``Alert.model_dump_json()``); read it back with ``Alert.model_validate_json``. An alert may be delivered more than once (a retried or replayed
 batch): consumers keep one record per ``(alert_id, state)``.
 """
 
@@ -15,7 +15,7 @@ from labelwatch.streams.topics import read_range
 
 def alert_record(alert: Alert) -> tuple[bytes, bytes]:
     """The ``(key, value)`` of an alert's record on the alerts topic."""
-    return alert.annotator_id.encode(), alert.model_dump_json().encode()
+    return alert.subject.encode(), alert.model_dump_json().encode()
 
 
 def read_alerts(

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
+from labelwatch.models.revocations import Revocation, RevocationRegistry
 from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker
 from labelwatch.schemas import InvalidEvent, LabelEvent, SourcePosition, decode_label_event
 from labelwatch.schemas.alerts import Alert
@@ -61,6 +62,40 @@ class TableOutput(Protocol):
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
 
 
+class Revocations:
+    """The revoked items a worker's label and privacy pipelines share, behind one lock.
+
+    ``reload`` reads every stored revocation (other workers' too); with ``refresh_seconds``
+    the label pipeline calls it at most that often (a ClickHouse server shared by several
+    workers). With one worker (chDB) the privacy pipeline's own additions are all there is.
+    """
+
+    def __init__(
+        self,
+        registry: RevocationRegistry,
+        reload: Callable[[], Awaitable[list[Revocation]]] | None = None,
+        refresh_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.lock = asyncio.Lock()
+        self._reload = reload
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._loaded_at: float | None = None
+
+    async def refresh_if_due(self) -> None:
+        if self._reload is None:
+            return
+        now = self._clock()
+        due = self._loaded_at is None or (
+            self._refresh_seconds is not None and now - self._loaded_at >= self._refresh_seconds
+        )
+        if due:
+            self.registry.update(await self._reload())
+            self._loaded_at = now
+
+
 class LabelPipeline:
     """Validate, route and store label events, one batch at a time.
 
@@ -79,8 +114,12 @@ class LabelPipeline:
         topic_ids: Mapping[str, str] | None = None,
         retry_max_seconds: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        pseudonymize: Callable[[str], str] | None = None,
+        revocations: Revocations | None = None,
     ) -> None:
         self._tables = tables
+        self._pseudonymize = pseudonymize
+        self._revocations = revocations
         self._tracker = tracker
         # Kafka topic ids: a re-created topic restarts at offset 0 and must not inherit the
         # stored state of its predecessor.
@@ -102,6 +141,9 @@ class LabelPipeline:
             except InvalidEvent as rejection:
                 rejects.append((message, rejection))
             else:
+                if self._pseudonymize is not None:
+                    alias = self._pseudonymize(event.annotator_id)
+                    event = event.model_copy(update={"annotator_id": alias})
                 valid.append(
                     (event, SourcePosition(message.topic, message.partition, message.offset))
                 )
@@ -136,11 +178,19 @@ class LabelPipeline:
         # shard restore re-raises from stored labels were published before those labels were
         # stored, so they are only written to ClickHouse again (in case a crash came between
         # the two inserts), not published twice.
-        if fresh_alerts and self._alerts is not None:
-            await self._publish_alerts(self._alerts, fresh_alerts)
-        tables = sink_rows(to_store, quality, datetime.now(UTC), self._topic_ids)
-        started = time.perf_counter()
-        written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
+        if self._revocations is None:
+            written, started = await self._publish_and_store(to_store, quality, fresh_alerts)
+        else:
+            # Under the revocations' lock: a revocation processed meanwhile either is seen
+            # here, or waits until these labels are stored and then finds them (see
+            # labelwatch.streams.privacy_pipeline).
+            async with self._revocations.lock:
+                await self._revocations.refresh_if_due()
+                revoked = self._revocations.registry.check(to_store)
+                quality.alerts.extend(revoked)
+                written, started = await self._publish_and_store(
+                    to_store, quality, fresh_alerts + revoked
+                )
         if self._tracker is not None:
             self._tracker.mark_stored(to_store)
         self._metrics.sink_batch_seconds.labels("label_events").observe(
@@ -148,6 +198,19 @@ class LabelPipeline:
         )
         for table, n in written.items():
             self._metrics.sink_rows_written.labels(table).inc(n)
+
+    async def _publish_and_store(
+        self,
+        to_store: list[tuple[LabelEvent, SourcePosition]],
+        quality: QualityOutput,
+        fresh_alerts: list[Alert],
+    ) -> tuple[dict[str, int], float]:
+        if fresh_alerts and self._alerts is not None:
+            await self._publish_alerts(self._alerts, fresh_alerts)
+        tables = sink_rows(to_store, quality, datetime.now(UTC), self._topic_ids)
+        started = time.perf_counter()
+        written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
+        return written, started
 
     async def _publish_alerts(self, output: AlertOutput, alerts: Sequence[Alert]) -> None:
         await self._retrying("alerts", lambda: output.publish(alerts))
@@ -205,21 +268,33 @@ class LabelPipeline:
             self._metrics.events_valid.labels(topic).inc(n)
 
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run ``attempt`` until it succeeds, backing off 0.1 s, 0.2 s, ... up to the cap."""
-        delay = 0.1
-        while True:
-            try:
-                return await attempt()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._metrics.errors.labels(component).inc()
-                log.warning(
-                    "%s write failed (%s: %s); retrying in %.1f s",
-                    component,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await self._sleep(delay)
-                delay = min(delay * 2, self._retry_max_seconds)
+        return await retrying(
+            component, attempt, self._metrics, self._sleep, self._retry_max_seconds
+        )
+
+
+async def retrying(
+    component: str,
+    attempt: Callable[[], Awaitable[T]],
+    metrics: Metrics,
+    sleep: Callable[[float], Awaitable[None]],
+    max_seconds: float,
+) -> T:
+    """Run ``attempt`` until it succeeds, backing off 0.1 s, 0.2 s, ... up to ``max_seconds``."""
+    delay = 0.1
+    while True:
+        try:
+            return await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            metrics.errors.labels(component).inc()
+            log.warning(
+                "%s write failed (%s: %s); retrying in %.1f s",
+                component,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            await sleep(delay)
+            delay = min(delay * 2, max_seconds)

@@ -23,7 +23,7 @@ def prepare(settings: Settings) -> dict[str, str]:
         log.info("created topics: %s", ", ".join(created))
     client = connect(settings=settings)
     try:
-        for migration in migrate(client, database_name(settings)):
+        for migration in migrate(client, database_name(settings), settings.retention()):
             log.info("applied migration %04d %s", migration.version, migration.name)
     finally:
         client.close()

@@ -1,0 +1,230 @@
+"""The privacy-signal pipeline's core, free of Faust: decode, dead-letter, detect, store.
+
+Like :class:`~labelwatch.streams.pipeline.LabelPipeline`: ``process`` returns only once every
+message of the batch is stored in ``privacy_signals`` or delivered to the dead-letter topic,
+and every alert it raised is published and stored; failures are retried with back-off, which
+pauses consumption. Annotator ids are pseudonymized right after validation when a key is set;
+attribute values are stored only for allowlisted keys.
+
+Revoked items. A ``consent_revoked`` or ``deletion_requested`` signal adds its item to the
+worker's :class:`~labelwatch.streams.pipeline.Revocations` and is stored in
+``revoked_items``. Labels given to the item from the revocation's event time on raise
+``revoked_item_labeled``, whichever arrives first:
+
+* a label processed after the revocation is checked by the label pipeline;
+* a label stored before the revocation arrived is found here, by reading the item's stored
+  labels back.
+
+Both sides run under the same lock: the label pipeline holds it from its check until its
+labels are stored, this pipeline from adding the revocation until it has read the stored
+labels. So within one worker no label falls between the two. (Across workers sharing a
+ClickHouse server, a worker learns others' revocations every ``refresh_seconds``; a label
+stored by one worker in the seconds after another worker read the item's labels back can be
+missed: see README "Privacy".)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from labelwatch.models.privacy_tracker import PrivacyOutput, PrivacyTracker
+from labelwatch.models.revocations import Revocation, revoked_label_alert
+from labelwatch.models.tracker import Checkpoint
+from labelwatch.schemas import (
+    InvalidEvent,
+    LabelEvent,
+    PrivacySignal,
+    SourcePosition,
+    decode_privacy_signal,
+)
+from labelwatch.schemas.alerts import Alert
+from labelwatch.sinks.clickhouse import (
+    alert_row,
+    checkpoint_row,
+    privacy_signal_row,
+    revoked_item_row,
+)
+from labelwatch.sinks.metrics import Metrics
+from labelwatch.streams.dead_letter import RawMessage
+from labelwatch.streams.pipeline import AlertOutput, DeadLetterOutput, Revocations, retrying
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class PrivacyTableOutput(Protocol):
+    """Where privacy rows go, and what recovery and revocations read back (ClickHouse)."""
+
+    async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]: ...
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
+
+    def stored_signals_after(
+        self, topic: str, topic_id: str, partition: int, offset: int
+    ) -> list[tuple[PrivacySignal, SourcePosition]]: ...
+
+    def labels_after_revocation(
+        self, revocation: Revocation
+    ) -> list[tuple[LabelEvent, SourcePosition]]: ...
+
+
+class PrivacyPipeline:
+    """Validate, detect on and store privacy signals, one batch at a time."""
+
+    def __init__(
+        self,
+        *,
+        tables: PrivacyTableOutput,
+        dead_letters: DeadLetterOutput,
+        metrics: Metrics,
+        tracker: PrivacyTracker,
+        revocations: Revocations,
+        max_message_bytes: int,
+        alerts: AlertOutput | None = None,
+        attribute_allowlist: frozenset[str] = frozenset(),
+        pseudonymize: Callable[[str], str] | None = None,
+        topic_ids: Mapping[str, str] | None = None,
+        retry_max_seconds: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._tables = tables
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._tracker = tracker
+        self._revocations = revocations
+        self._max_message_bytes = max_message_bytes
+        self._alerts = alerts
+        self._allowlist = attribute_allowlist
+        self._pseudonymize = pseudonymize
+        self._topic_ids = dict(topic_ids or {})
+        self._retry_max_seconds = retry_max_seconds
+        self._sleep = sleep
+
+    async def process(self, batch: Sequence[RawMessage]) -> None:
+        """Account for every message of ``batch``; returns when all are stored or dead-lettered."""
+        valid: list[tuple[PrivacySignal, SourcePosition]] = []
+        rejects: list[tuple[RawMessage, InvalidEvent]] = []
+        for message in batch:
+            try:
+                signal = decode_privacy_signal(message.value, max_bytes=self._max_message_bytes)
+            except InvalidEvent as rejection:
+                rejects.append((message, rejection))
+                continue
+            if self._pseudonymize is not None and signal.annotator_id is not None:
+                alias = self._pseudonymize(signal.annotator_id)
+                signal = signal.model_copy(update={"annotator_id": alias})
+            valid.append((signal, SourcePosition(message.topic, message.partition, message.offset)))
+        for topic, n in Counter(m.topic for m in batch).items():
+            self._metrics.events_consumed.labels(topic).inc(n)
+        for topic, n in Counter(s.topic for _, s in valid).items():
+            self._metrics.events_valid.labels(topic).inc(n)
+        if rejects:
+            await self._retrying("dead_letter", lambda: self._dead_letters.send(rejects))
+            for message, reject in rejects:
+                self._metrics.events_dead_lettered.labels(message.topic, reject.code).inc()
+        if not valid:
+            return
+        restored = await self._restore_shards(valid)
+        applied = self._tracker.apply(valid)
+        now = datetime.now(UTC)
+        rows: dict[str, list[tuple[Any, ...]]] = {
+            "privacy_signals": [],
+            "revoked_items": [],
+            "alerts": [alert_row(a, now) for a in restored.alerts],
+            "model_checkpoints": [],
+        }
+        new_revocations: list[Revocation] = []
+        for (signal, source), late in zip(valid, applied.late, strict=True):
+            if late is None:  # redelivered, applied and stored before
+                continue
+            self._metrics.privacy_signals.labels(signal.kind, signal.severity).inc()
+            if late:
+                self._metrics.privacy_late.labels(signal.kind).inc()
+            rows["privacy_signals"].append(
+                privacy_signal_row(
+                    signal,
+                    source,
+                    now,
+                    allowlist=self._allowlist,
+                    late=late,
+                    topic_id=self._topic_ids.get(source.topic, ""),
+                )
+            )
+            revocation = Revocation.from_signal(signal)
+            if revocation is not None:
+                new_revocations.append(revocation)
+                rows["revoked_items"].append(revoked_item_row(revocation, now))
+        async with self._revocations.lock:
+            await self._revocations.refresh_if_due()
+            registry = self._revocations.registry
+            added = [r for r in new_revocations if registry.add(r)]
+            revoked_alerts = await self._labels_already_given(added)
+            fresh = applied.alerts + revoked_alerts
+            if fresh and self._alerts is not None:
+                output = self._alerts
+                await self._retrying("alerts", lambda: output.publish(fresh))
+            for alert in fresh:
+                self._metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
+            rows["alerts"] += [alert_row(a, now) for a in fresh]
+            rows["model_checkpoints"] = [
+                checkpoint_row(c, now, self._topic_ids.get(c.topic, ""))
+                for c in applied.checkpoints
+            ]
+            written = await self._retrying("clickhouse", lambda: self._tables.write_tables(rows))
+        for table, n in written.items():
+            self._metrics.sink_rows_written.labels(table).inc(n)
+
+    async def _labels_already_given(self, revocations: Sequence[Revocation]) -> list[Alert]:
+        """Alerts for stored labels given to newly revoked items at or after revocation."""
+        alerts = []
+        for revocation in revocations:
+            labels = await self._read_back(
+                functools.partial(self._tables.labels_after_revocation, revocation)
+            )
+            alerts += [revoked_label_alert(e, s, revocation) for e, s in labels]
+        return alerts
+
+    async def _restore_shards(
+        self, valid: Sequence[tuple[PrivacySignal, SourcePosition]]
+    ) -> PrivacyOutput:
+        out = PrivacyOutput()
+        for topic, partition in sorted({(s.topic, s.partition) for _, s in valid}):
+            if self._tracker.has_shard(topic, partition):
+                continue
+            topic_id = self._topic_ids.get(topic, "")
+            checkpoint = await self._read_back(
+                functools.partial(self._tables.load_checkpoint, topic, topic_id, partition)
+            )
+            after = -1 if checkpoint is None else checkpoint.last_offset
+            later = await self._read_back(
+                functools.partial(
+                    self._tables.stored_signals_after, topic, topic_id, partition, after
+                )
+            )
+            restored = self._tracker.restore(topic, partition, checkpoint, later)
+            log.info(
+                "privacy shard %s:%d restored: checkpoint at offset %s, %d stored signals replayed",
+                topic,
+                partition,
+                after,
+                len(later),
+            )
+            out.alerts += restored.alerts
+        return out
+
+    async def _read_back(self, read: Callable[[], T]) -> T:
+        return await self._retrying("clickhouse", functools.partial(self._tables.run, read))
+
+    async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(
+            component, attempt, self._metrics, self._sleep, self._retry_max_seconds
+        )
