@@ -26,8 +26,18 @@ def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        # pydantic's message names the field and the env var's value; SecretStr values are masked.
-        sys.exit(f"labelwatch: invalid configuration:\n{exc}")
+        sys.exit(f"labelwatch: invalid configuration:\n{configuration_errors(exc)}")
+
+
+def configuration_errors(exc: ValidationError) -> str:
+    """One line per invalid setting: its variable and what is wrong, never the value given
+    (pydantic's own message repeats the input, which for a secret is the secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in error["loc"])
+        name = f"LABELWATCH_{field.upper()}" if field else "configuration"
+        lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -43,12 +53,51 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     settings = _settings()
     client = connect(settings=settings)
     try:
-        applied = migrate(client, database_name(settings))
+        applied = migrate(client, database_name(settings), settings.retention())
     finally:
         client.close()
     for migration in applied:
         print(f"applied {migration.version:04d} {migration.name}")
     print(f"{settings.redacted_dsn()} is at schema version {current_version()}")
+    return 0
+
+
+def stored_annotator_id(settings: Settings, raw_id: str) -> str:
+    """The id under which labelwatch stores ``raw_id``: its pseudonym when a key is set."""
+    from labelwatch.schemas.pseudonym import Pseudonymizer
+
+    key = settings.pseudonym_key
+    return raw_id if key is None else Pseudonymizer(key.get_secret_value().encode())(raw_id)
+
+
+def cmd_db_purge(args: argparse.Namespace) -> int:
+    from labelwatch.sinks.clickhouse import connect, database_name
+    from labelwatch.sinks.purge import purge_annotator
+
+    settings = _settings()
+    stored = args.annotator if args.stored_id else stored_annotator_id(settings, args.annotator)
+    client = connect(settings=settings)
+    try:
+        report = purge_annotator(client, database_name(settings), stored, delete=args.yes)
+    finally:
+        client.close()
+    verb = "deleted" if report.deleted else "found (dry run: add --yes to delete)"
+    for table, n in report.rows.items():
+        print(f"{table:<24}{n:>10}")
+    print(f"{report.total} rows {verb} for annotator {stored}")
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings.pseudonym_key is None:
+        print(
+            "labelwatch pseudonym: LABELWATCH_PSEUDONYM_KEY is not set; ids are stored as sent",
+            file=sys.stderr,
+        )
+        return 2
+    for raw in args.ids:
+        print(f"{raw}\t{stored_annotator_id(settings, raw)}")
     return 0
 
 
@@ -94,6 +143,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 2
         behaviours[kind] = int(count)
     config = SimulationConfig(seed=args.seed, run_id=args.run_id, behaviours=behaviours)
+    if args.to_file:
+        return _simulate_to_file(args, behaviours)
     sim = LabelingSimulator(config)
     start = datetime.now(UTC)
     if args.to_dir:
@@ -116,6 +167,77 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> int:
+    from labelwatch.privacy_simulator import (
+        PrivacySimulationConfig,
+        PrivacySimulator,
+        SpikeIncident,
+    )
+    from labelwatch.simulator import LabelingSimulator, SimulationConfig, write_mixed_file
+
+    if args.hours <= 0 or args.events <= 0:
+        print("labelwatch simulate: --events and --hours must be positive", file=sys.stderr)
+        return 2
+    config = SimulationConfig(
+        seed=args.seed,
+        run_id=args.run_id,
+        behaviours=behaviours,
+        events_per_second=args.events / (args.hours * 3600.0),
+    )
+    privacy = PrivacySimulator(PrivacySimulationConfig(seed=args.seed, run_id=f"{args.run_id}-p"))
+
+    def signals(
+        start: datetime, end: datetime
+    ) -> tuple[list[tuple[dict[str, object], str | None]], list[dict[str, object]]]:
+        warmup = min(7200.0, (end - start).total_seconds() / 3)
+        incidents = privacy.random_incidents(
+            start, end, args.spikes, args.exposures, warmup_seconds=warmup
+        )
+        made = [(s.event, s.incident) for s in privacy.signals(start, end, incidents)]
+        described: list[dict[str, object]] = []
+        for incident in incidents:
+            if isinstance(incident, SpikeIncident):
+                described.append(
+                    {
+                        "name": incident.name,
+                        "type": "spike",
+                        "project": incident.project,
+                        "kind": incident.kind,
+                        "start": incident.start.isoformat(),
+                        "end": incident.end.isoformat(),
+                        "factor": incident.factor,
+                    }
+                )
+            else:
+                described.append(
+                    {
+                        "name": incident.name,
+                        "type": "exposure",
+                        "project": incident.project,
+                        "ts": incident.ts.isoformat(),
+                        "annotator_id": incident.annotator_id,
+                        "item_id": incident.item_id,
+                        "severity": incident.severity,
+                    }
+                )
+        return made, described
+
+    path = Path(args.to_file)
+    truth = write_mixed_file(
+        LabelingSimulator(config).labels(datetime.now(UTC)),
+        args.events,
+        path,
+        signals=signals,
+        revocations=args.revocations,
+        seed=args.seed,
+    )
+    print(
+        f"wrote {truth['labels']} labels and {truth['signals']} privacy signals over "
+        f"{args.hours:g} h to {path} (ground truth: {path}.truth.json)"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from labelwatch.demo import print_summary, run_demo
 
@@ -128,27 +250,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from labelwatch.replay import (
         ReplayInputError,
         annotator_table,
+        is_event_file,
         ordered,
+        read_events,
         read_labels,
         read_truth,
         replay,
+        replay_events,
         summary,
     )
 
+    settings = _settings()
+    path = Path(args.labels)
     try:
-        rows = read_labels(Path(args.labels))
         truth = read_truth(Path(args.truth)) if args.truth else None
+        if is_event_file(path):
+            if args.shuffle is not None:
+                print("labelwatch replay: --shuffle applies to CSV input only", file=sys.stderr)
+                return 2
+            result = replay_events(
+                read_events(path, max_line_bytes=settings.max_message_bytes),
+                monitor_config=settings.monitor_config(),
+                privacy_config=settings.privacy_config(),
+            )
+        else:
+            result = replay(
+                ordered(read_labels(path), args.shuffle),
+                monitor_config=settings.monitor_config(),
+            )
     except (ReplayInputError, OSError) as exc:
         print(f"labelwatch replay: {exc}", file=sys.stderr)
         return 2
-    result = replay(ordered(rows, args.shuffle), monitor_config=_settings().monitor_config())
     report = summary(result, truth)
     if args.json:
         print(json.dumps(report, sort_keys=True))
         return 0
     order = "file order" if args.shuffle is None else f"shuffle seed {args.shuffle}"
+    signals = f" and {report['privacy_signals']} privacy signals" if result.signals else ""
     print(
-        f"replayed {report['labels']} labels ({order}): {report['items']} items, "
+        f"replayed {report['labels']} labels{signals} ({order}): {report['items']} items, "
         f"{report['annotators']} annotators, {report['labels_per_second']:,.0f} labels/s"
     )
     if truth:
@@ -168,8 +308,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     for a in opened[: args.alerts]:
         print(
-            f"  at label {a['at_label']:>7}  {a['kind']:<18} {a['annotator'][:24]:<24} "
-            f"{a['reason']}"
+            f"  at line {a['at_event']:>7}  {a['kind']:<20} {a['subject'][:24]:<24} {a['reason']}"
         )
     if len(opened) > args.alerts:
         print(f"  ... {len(opened) - args.alerts} more (--json lists all)")
@@ -282,10 +421,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write replay files (labels.csv, truth.csv, annotators.json) instead of producing",
     )
+    p.add_argument(
+        "--to-file",
+        metavar="PATH",
+        help="write one JSONL file of mixed labels and privacy signals (for labelwatch replay) "
+        "and PATH.truth.json with the injected incidents, instead of producing",
+    )
+    p.add_argument(
+        "--hours", type=float, default=6.0, help="--to-file: event-time span of the file"
+    )
+    p.add_argument("--spikes", type=int, default=3, help="--to-file: 5x privacy rate spikes")
+    p.add_argument("--exposures", type=int, default=3, help="--to-file: critical PII exposures")
+    p.add_argument(
+        "--revocations",
+        type=int,
+        default=5,
+        help="--to-file: items revoked while still being labeled",
+    )
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("replay", help="run the online models over a labels CSV, no Kafka")
-    p.add_argument("labels", help="CSV with item,annotator,label[,gold,duration_ms,ts,project]")
+    p = sub.add_parser(
+        "replay", help="run the online models over a labels CSV or a mixed JSONL file, no Kafka"
+    )
+    p.add_argument(
+        "labels",
+        help="CSV with item,annotator,label[,gold,duration_ms,ts,project], or a .jsonl file of "
+        'mixed events ({"type": "label" | "privacy_signal", ...} per line)',
+    )
     p.add_argument("--truth", help="CSV with item,label ground truth, for accuracy")
     p.add_argument("--shuffle", type=int, default=None, metavar="SEED", help="seeded shuffle")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -295,6 +457,32 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db", required=True)
     p = db.add_parser("migrate", help="create or update tables (idempotent, versioned)")
     p.set_defaults(func=cmd_db_migrate)
+    p = db.add_parser(
+        "purge",
+        help="erase every stored row about one annotator (right to erasure)",
+        description=(
+            "Count, and with --yes delete, every stored row about one annotator: labels, "
+            "privacy signals, reliability snapshots, aggregates, alerts, and the model "
+            "checkpoints that mention them. Give the id the platform uses; with "
+            "LABELWATCH_PSEUDONYM_KEY set it is turned into the stored pseudonym. Stop the "
+            "workers first."
+        ),
+    )
+    p.add_argument("--annotator", required=True, metavar="ID", help="the annotator's raw id")
+    p.add_argument(
+        "--stored-id",
+        action="store_true",
+        help="ID is already the stored id (a pseudonym): do not pseudonymize it",
+    )
+    p.add_argument("--yes", action="store_true", help="delete (without it: count only)")
+    p.set_defaults(func=cmd_db_purge)
+
+    p = sub.add_parser(
+        "pseudonym",
+        help="print the stored id (pseudonym) of raw annotator ids; needs the key",
+    )
+    p.add_argument("ids", nargs="+", metavar="RAW_ID")
+    p.set_defaults(func=cmd_pseudonym)
 
     schema = sub.add_parser("schema", help="event schemas").add_subparsers(
         dest="schema", required=True

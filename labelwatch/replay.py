@@ -1,8 +1,15 @@
-"""``labelwatch replay``: run the online models over a CSV of labels, without Kafka.
+"""``labelwatch replay``: run the online models over a file of events, without Kafka.
 
-The same models as the live worker, fed in file order or a seeded shuffle. Input columns:
-``item,annotator,label`` and optionally ``gold``, ``duration_ms``, ``ts`` (ISO-8601 with an
-offset, or epoch seconds) and ``project`` (one model per project). A truth file
+The same models as the live worker, fed in file order or a seeded shuffle. Two inputs:
+
+* a labels CSV: columns ``item,annotator,label`` and optionally ``gold``, ``duration_ms``,
+  ``ts`` (ISO-8601 with an offset, or epoch seconds) and ``project`` (one model per project);
+* a JSONL file of mixed events (``.jsonl``/``.ndjson``): one JSON object per line, a
+  LabelEvent or a PrivacySignal as producers send them, told apart by a ``type`` field
+  (``label`` or ``privacy_signal``). Labels feed the quality models; privacy signals feed the
+  privacy detectors (one monitor, as one partition would) and the revoked-item check.
+
+Every alert names ``at_event``: the 1-based line of the file at which it fired. A truth file
 (``item,label``) gives the accuracy of the final consensus and of majority vote.
 
 Majority vote (reported beside the consensus) breaks ties in favour of the label that was
@@ -12,6 +19,7 @@ given first for the item.
 from __future__ import annotations
 
 import csv
+import json
 import random
 import time
 from collections import Counter
@@ -24,6 +32,18 @@ from typing import Any
 from labelwatch.models.consensus import StreamingConsensus, warm_up
 from labelwatch.models.drift import AnswerContext
 from labelwatch.models.monitor import AnnotatorMonitor, Finding, MonitorConfig, reliability_lookup
+from labelwatch.models.privacy import PrivacyConfig, PrivacyMonitor
+from labelwatch.models.privacy_tracker import finding_alert
+from labelwatch.models.revocations import Revocation, RevocationRegistry, revoked_label_alert
+from labelwatch.schemas import (
+    InvalidEvent,
+    LabelEvent,
+    PrivacySignal,
+    SourcePosition,
+    decode_label_event,
+    decode_privacy_signal,
+)
+from labelwatch.schemas.alerts import Alert
 
 REQUIRED_COLUMNS = ("item", "annotator", "label")
 OPTIONAL_COLUMNS = ("gold", "duration_ms", "ts", "project")
@@ -68,6 +88,7 @@ class ReplayResult:
     majority: dict[tuple[str, str], str] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     monitor_seconds: float = 0.0
+    signals: int = 0
 
     @property
     def labels_per_second(self) -> float:
@@ -269,7 +290,9 @@ def _alert_row(project: str, position: int, row: LabelRow, finding: Finding) -> 
         "annotator": finding.annotator,
         "at_label": position + 1,
         "line": row.line,
+        "at_event": row.line,
         "project": project,
+        "subject": finding.annotator,
         "score": finding.score,
         "threshold": finding.threshold,
         "severity": finding.severity,
@@ -294,6 +317,7 @@ def summary(result: ReplayResult, truth: dict[str, str] | None) -> dict[str, Any
     items = sum(len(m) for m in result.models.values())
     return {
         "labels": result.labels,
+        "privacy_signals": result.signals,
         "items": items,
         "annotators": len(annotators),
         "projects": sorted(result.models),
@@ -323,3 +347,138 @@ def annotator_table(result: ReplayResult, limit: int = 10) -> list[dict[str, Any
             )
     reports.sort(key=lambda r: r["accuracy"])
     return reports[:limit]
+
+
+# --- mixed event files (JSONL) ----------------------------------------------------------------
+
+EVENT_TYPES = ("label", "privacy_signal")
+
+
+@dataclass
+class MixedEvents:
+    """A mixed JSONL file, validated: labels as rows, privacy signals with their lines."""
+
+    labels: list[LabelRow]
+    signals: list[tuple[int, PrivacySignal]]
+    label_events: list[tuple[int, LabelEvent]]
+
+
+def is_event_file(path: Path) -> bool:
+    """True for a JSONL file of mixed events (by its suffix)."""
+    return path.suffix.lower() in (".jsonl", ".ndjson")
+
+
+def read_events(path: Path, *, max_line_bytes: int = 1_048_576) -> MixedEvents:
+    """Read and validate a mixed JSONL file; raises :class:`ReplayInputError` naming the line,
+    and the field, of the first invalid event (validation is the worker's own)."""
+    labels: list[LabelRow] = []
+    label_events: list[tuple[int, LabelEvent]] = []
+    signals: list[tuple[int, PrivacySignal]] = []
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                raise ReplayInputError(f"{path}: line {line}: empty line")
+            try:
+                obj = json.loads(raw)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise ReplayInputError(f"{path}: line {line}: not JSON: {exc}") from None
+            if not isinstance(obj, dict):
+                raise ReplayInputError(f"{path}: line {line}: not a JSON object")
+            kind = obj.pop("type", None)
+            if kind not in EVENT_TYPES:
+                raise ReplayInputError(
+                    f"{path}: line {line}: field 'type' must be one of "
+                    f"{', '.join(EVENT_TYPES)}, not {kind!r}"
+                )
+            body = json.dumps(obj).encode()
+            try:
+                if kind == "label":
+                    event = decode_label_event(body, max_bytes=max_line_bytes)
+                    label_events.append((line, event))
+                    labels.append(_label_row(line, event))
+                else:
+                    signals.append((line, decode_privacy_signal(body, max_bytes=max_line_bytes)))
+            except InvalidEvent as exc:
+                raise ReplayInputError(f"{path}: line {line}: {exc.code}: {exc.reason}") from None
+    return MixedEvents(labels, signals, label_events)
+
+
+def _label_row(line: int, event: LabelEvent) -> LabelRow:
+    return LabelRow(
+        line=line,
+        item=event.item_id,
+        annotator=event.annotator_id,
+        label=event.label,
+        gold=event.gold_label,
+        duration_ms=event.duration_ms,
+        ts=event.ts.timestamp(),
+        project=event.project,
+    )
+
+
+def privacy_alerts(
+    events: MixedEvents, config: PrivacyConfig | None = None
+) -> list[dict[str, Any]]:
+    """Privacy alerts of a mixed file in file order: the rate detectors and rules over its
+    signals, and a ``revoked_item_labeled`` alert for every label given to an item at or after
+    its revocation, whichever of the two comes first in the file."""
+    monitor = PrivacyMonitor(config)
+    registry = RevocationRegistry()
+    shard = "file:0"
+    alerts: list[dict[str, Any]] = []
+    seen: dict[tuple[str, str], list[tuple[int, LabelEvent]]] = {}
+    alerted: set[int] = set()
+    merged: list[tuple[int, LabelEvent | PrivacySignal]] = sorted(
+        [*events.label_events, *events.signals], key=lambda e: e[0]
+    )
+    for line, event in merged:
+        if isinstance(event, LabelEvent):
+            seen.setdefault((event.project, event.item_id), []).append((line, event))
+            for alert in registry.check([(event, SourcePosition("file", 0, line))]):
+                alerted.add(line)
+                alerts.append(_privacy_row(alert, line))
+            continue
+        for finding in monitor.observe(event, line):
+            alerts.append(_privacy_row(finding_alert(finding, shard, line), line))
+        revocation = Revocation.from_signal(event)
+        if revocation is not None and registry.add(revocation):
+            for label_line, label in seen.get((revocation.project, revocation.item_id), []):
+                if label_line not in alerted and label.ts >= revocation.revoked_at:
+                    alerted.add(label_line)
+                    source = SourcePosition("file", 0, label_line)
+                    alert = revoked_label_alert(label, source, revocation)
+                    alerts.append(_privacy_row(alert, line))
+    return alerts
+
+
+def _privacy_row(alert: Alert, at_event: int) -> dict[str, Any]:
+    return {
+        "kind": alert.kind,
+        "state": alert.state,
+        "project": alert.project,
+        "subject": alert.subject,
+        "annotator": alert.annotator_id,
+        "item": alert.item_id,
+        "at_event": at_event,
+        "line": at_event,
+        "score": alert.score,
+        "threshold": alert.threshold,
+        "severity": alert.severity,
+        "detector": alert.detector,
+        "reason": alert.reason,
+        "evidence": alert.evidence,
+    }
+
+
+def replay_events(
+    events: MixedEvents,
+    monitor_config: MonitorConfig | None = None,
+    privacy_config: PrivacyConfig | None = None,
+) -> ReplayResult:
+    """:func:`replay` of the file's labels, with its privacy alerts merged in file order."""
+    result = replay(events.labels, monitor_config=monitor_config)
+    result.alerts = sorted(
+        result.alerts + privacy_alerts(events, privacy_config), key=lambda a: a["at_event"]
+    )
+    result.signals = len(events.signals)
+    return result

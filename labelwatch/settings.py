@@ -8,6 +8,7 @@ ClickHouse store is without its credentials.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -16,9 +17,18 @@ from pydantic import Field, FilePath, SecretStr, field_validator, model_validato
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labelwatch.models.monitor import MonitorConfig
+from labelwatch.models.privacy import PrivacyConfig
 from labelwatch.schemas.alerts import QUALITY_ALERT_KINDS
 
 _M = MonitorConfig  # the detector defaults live with the detectors
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long rows are kept: raw events by when they were stored, the rest by event time."""
+
+    raw_days: int = 30
+    aggregate_days: int = 365
 
 
 class Settings(BaseSettings):
@@ -217,6 +227,44 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- Privacy (see README "Privacy") ---------------------------------------------------
+    topic_privacy: str = Field(
+        "labelwatch.privacy-signals",
+        description="Input topic carrying privacy signals (JSON), keyed by project.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Key (16+ characters) of the HMAC that replaces annotator ids before anything is "
+            "stored, published or logged; unset: ids are kept as sent."
+        ),
+    )
+    privacy_attribute_allowlist: list[str] = Field(
+        default_factory=list,
+        description=(
+            'Privacy-signal attribute keys whose values are stored, as JSON: ["pii_type"]. '
+            "Others are dropped (counted)."
+        ),
+    )
+    privacy_window_seconds: float = Field(
+        300.0,
+        ge=10,
+        le=86_400,
+        description="Event-time window of the privacy-signal rate detectors.",
+    )
+    raw_retention_days: int = Field(
+        30,
+        ge=1,
+        le=36_500,
+        description="Days raw label and privacy events are kept after they were stored (TTL).",
+    )
+    aggregate_retention_days: int = Field(
+        365,
+        ge=1,
+        le=36_500,
+        description="Days aggregates, reliability snapshots and alerts are kept (TTL).",
+    )
+
     # --- Alert delivery (optional) ---------------------------------------------------------
     alertmanager_url: str | None = Field(
         None,
@@ -273,6 +321,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"unknown rule {rule!r}; rules are {', '.join(rules)}")
             if seconds < 0:
                 raise ValueError(f"cooldown of {rule} must be >= 0, not {seconds}")
+        return value
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (the value is not shown)")
         return value
 
     @model_validator(mode="after")
@@ -346,6 +401,14 @@ class Settings(BaseSettings):
             cooldown_seconds=self.alert_cooldown_seconds,
             cooldowns=tuple(sorted(self.alert_cooldowns.items())),
         )
+
+    def privacy_config(self) -> PrivacyConfig:
+        """The privacy-signal detectors' settings."""
+        return PrivacyConfig(window_seconds=self.privacy_window_seconds)
+
+    def retention(self) -> Retention:
+        """How long ClickHouse keeps rows (applied by migrations as table TTLs)."""
+        return Retention(self.raw_retention_days, self.aggregate_retention_days)
 
     def resolved_dsn(self) -> str:
         """The ClickHouse DSN to connect to, with the chDB default filled in (a secret)."""

@@ -406,3 +406,106 @@ def write_replay_files(
         writer.writerows(sorted(truth.items()))
     (directory / "annotators.json").write_text(json.dumps(annotators, indent=1, sort_keys=True))
     return annotators
+
+
+def write_mixed_file(
+    labels: Iterator[SimulatedLabel],
+    n_labels: int,
+    path: Path,
+    *,
+    signals: Callable[
+        [datetime, datetime],
+        tuple[list[tuple[dict[str, object], str | None]], list[dict[str, object]]],
+    ],
+    revocations: int,
+    seed: int,
+) -> dict[str, object]:
+    """Write ``n_labels`` labels and the privacy signals of the same time span as one JSONL
+    file of mixed events (``{"type": "label" | "privacy_signal", ...}``, in event-time
+    order), and the ground truth of every injected incident beside it
+    (``PATH.truth.json``). Returns the ground truth.
+
+    ``signals(start, end)`` gives the signals of the span with the name of the incident
+    that produced each (None: background), and the incidents' descriptions. Beside them,
+    ``revocations`` items that are being labeled get a ``consent_revoked`` (or
+    ``deletion_requested``) signal between their first and second label: every later label of
+    such an item is a label on a revoked item, listed in the truth with its line."""
+    made = [next(labels) for _ in range(n_labels)]
+    if not made:
+        raise ValueError("no labels to write")
+    start = datetime.fromisoformat(str(made[0].event["ts"]))
+    end = datetime.fromisoformat(str(made[-1].event["ts"]))
+    background, incidents = signals(start, end)
+    rng = random.Random(f"{seed}:revocations")
+    by_item: dict[str, list[int]] = {}
+    for i, lab in enumerate(made):
+        by_item.setdefault(str(lab.event["item_id"]), []).append(i)
+    candidates = sorted(item for item, idx in by_item.items() if len(idx) >= 2)
+    chosen = rng.sample(candidates, min(revocations, len(candidates)))
+    revoked: list[tuple[dict[str, object], str]] = []
+    for n, item in enumerate(sorted(chosen)):
+        first, second = (made[i].event for i in by_item[item][:2])
+        t1 = datetime.fromisoformat(str(first["ts"]))
+        t2 = datetime.fromisoformat(str(second["ts"]))
+        event: dict[str, object] = {
+            "event_id": f"revoke-{seed}-{n:04d}",
+            "ts": (t1 + (t2 - t1) / 2).isoformat(),
+            "project": first["project"],
+            "source": "consent-service",
+            "kind": "consent_revoked" if n % 2 == 0 else "deletion_requested",
+            "severity": "high",
+            "item_id": item,
+        }
+        revoked.append((event, f"revocation:{item}"))
+    rows: list[tuple[datetime, int, dict[str, object], str | None]] = []
+    for lab in made:
+        ts = datetime.fromisoformat(str(lab.event["ts"]))
+        rows.append((ts, 0, {"type": "label", **lab.event}, None))
+    for event, incident in [*background, *revoked]:
+        ts = datetime.fromisoformat(str(event["ts"]))
+        rows.append((ts, 1, {"type": "privacy_signal", **event}, incident))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    lines: dict[str, int] = {}  # event_id -> line
+    incident_lines: dict[str, list[int]] = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for line, (_, _, body, incident) in enumerate(rows, start=1):
+            handle.write(json.dumps(body, separators=(",", ":")) + "\n")
+            lines[str(body["event_id"])] = line
+            if incident is not None:
+                incident_lines.setdefault(incident, []).append(line)
+    revoked_truth = []
+    for event, _ in revoked:
+        item = str(event["item_id"])
+        at = datetime.fromisoformat(str(event["ts"]))
+        later = [
+            made[i].event
+            for i in by_item[item]
+            if datetime.fromisoformat(str(made[i].event["ts"])) >= at
+        ]
+        revoked_truth.append(
+            {
+                "project": event["project"],
+                "item_id": item,
+                "kind": event["kind"],
+                "revoked_at": event["ts"],
+                "revocation_line": lines[str(event["event_id"])],
+                "labels_after": [
+                    {"line": lines[str(e["event_id"])], "event_id": e["event_id"]} for e in later
+                ],
+            }
+        )
+    truth: dict[str, object] = {
+        "labels": len(made),
+        "signals": len(background) + len(revoked),
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "incidents": [dict(d, lines=incident_lines.get(str(d["name"]), [])) for d in incidents],
+        "revoked_items": revoked_truth,
+        "annotators": {
+            a.annotator_id: {"kind": a.kind, "drift_onset": a.drift_onset, "partner": a.partner}
+            for a in {lab.annotator.annotator_id: lab.annotator for lab in made}.values()
+        },
+    }
+    Path(f"{path}.truth.json").write_text(json.dumps(truth, indent=1, sort_keys=True))
+    return truth

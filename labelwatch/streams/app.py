@@ -14,12 +14,14 @@ duplicates by event_id, and a re-raised alert has the same alert_id.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import ipaddress
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
@@ -27,9 +29,12 @@ import faust
 from faust.web import View
 
 from labelwatch.models.consensus import StreamingConsensus
+from labelwatch.models.privacy_tracker import PrivacyTracker
+from labelwatch.models.revocations import Revocation, RevocationRegistry
 from labelwatch.models.tracker import QualityTracker
 from labelwatch.schemas import InvalidEvent
 from labelwatch.schemas.alerts import Alert
+from labelwatch.schemas.pseudonym import Pseudonymizer
 from labelwatch.settings import Settings
 from labelwatch.sinks.clickhouse import ClickHouseWriter, connect, database_name
 from labelwatch.sinks.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -38,12 +43,15 @@ from labelwatch.sinks.query import QueryError, run_query
 from labelwatch.streams.alerts import alert_record
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.kafka_security import broker_credentials
-from labelwatch.streams.pipeline import LabelPipeline
+from labelwatch.streams.pipeline import LabelPipeline, Revocations, retrying
+from labelwatch.streams.privacy_pipeline import PrivacyPipeline
 
 log = logging.getLogger(__name__)
 
 # Room for the dead-letter headers on top of a maximal input message.
 _HEADER_ROOM = 64 * 1024
+# How often a worker sharing a ClickHouse server reads the revocations other workers stored.
+_REVOCATION_REFRESH_SECONDS = 5.0
 
 
 class FaustDeadLetters:
@@ -191,44 +199,57 @@ def create_app(
         settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"
     )
     alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+    privacy_topic = app.topic(
+        settings.topic_privacy, key_serializer="raw", value_serializer="raw", allow_empty=True
+    )
 
-    # The agent's ClickHouse writer, which /query borrows: with chDB only this process can
-    # open the store, and the writer's thread is the one that may use it.
-    store: dict[str, ClickHouseWriter] = {}
+    # One ClickHouse writer, notifiers and revocation registry for both agents, opened by the
+    # first agent to start and closed by the last to stop; /query borrows the writer. With
+    # chDB only this process can open the store, and the writer's thread is the one that may
+    # use it.
+    shared = _SharedResources(settings, metrics, FaustAlerts, alerts_topic)
+    store = shared.store
 
     @app.agent(labels_topic, concurrency=1, name="labels")
     async def consume_labels(stream: faust.StreamT[Any]) -> None:
-        writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
-        store["writer"] = writer
-        session = aiohttp.ClientSession()
-        receivers = notifiers(settings, session, metrics)
-        for receiver in receivers:
-            receiver.start()
+        resources = await shared.acquire()
         pipeline = LabelPipeline(
-            tables=writer,
+            tables=resources.writer,
             tracker=quality_tracker(settings),
             topic_ids=topic_ids,
             dead_letters=FaustDeadLetters(dead_letter_topic),
-            alerts=FaustAlerts(alerts_topic, receivers),
+            alerts=resources.alerts,
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,
             retry_max_seconds=settings.sink_retry_max_seconds,
+            pseudonymize=resources.pseudonymize,
+            revocations=resources.revocations,
         )
         try:
-            # noack_take is on faust.Stream (what agents get), not on the StreamT interface.
-            async for events in cast("faust.Stream[Any]", stream).noack_take(
-                settings.sink_batch_size, within=settings.sink_flush_seconds
-            ):
-                await pipeline.process([raw_message(e) for e in events])
-                for event in events:
-                    await stream.ack(event)
-                _record_lag(app, metrics, events)
+            await _consume(app, settings, metrics, stream, pipeline.process)
         finally:
-            for receiver in receivers:
-                await receiver.stop()
-            await session.close()
-            store.pop("writer", None)
-            writer.close()
+            await shared.release()
+
+    @app.agent(privacy_topic, concurrency=1, name="privacy")
+    async def consume_privacy(stream: faust.StreamT[Any]) -> None:
+        resources = await shared.acquire()
+        pipeline = PrivacyPipeline(
+            tables=resources.writer,
+            tracker=PrivacyTracker(settings.privacy_config()),
+            revocations=resources.revocations,
+            topic_ids=topic_ids,
+            dead_letters=FaustDeadLetters(dead_letter_topic),
+            alerts=resources.alerts,
+            metrics=metrics,
+            max_message_bytes=settings.max_message_bytes,
+            attribute_allowlist=frozenset(settings.privacy_attribute_allowlist),
+            pseudonymize=resources.pseudonymize,
+            retry_max_seconds=settings.sink_retry_max_seconds,
+        )
+        try:
+            await _consume(app, settings, metrics, stream, pipeline.process)
+        finally:
+            await shared.release()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -276,6 +297,104 @@ def create_app(
         return web.json({"status": "ok", "app_id": settings.app_id})
 
     return app
+
+
+async def _consume(
+    app: faust.App,
+    settings: Settings,
+    metrics: Metrics,
+    stream: faust.StreamT[Any],
+    process: Callable[[list[RawMessage]], Awaitable[None]],
+) -> None:
+    """Hand the stream to ``process`` a batch at a time; ack a batch once it returned."""
+    # noack_take is on faust.Stream (what agents get), not on the StreamT interface.
+    async for events in cast("faust.Stream[Any]", stream).noack_take(
+        settings.sink_batch_size, within=settings.sink_flush_seconds
+    ):
+        await process([raw_message(e) for e in events])
+        for event in events:
+            await stream.ack(event)
+        _record_lag(app, metrics, events)
+
+
+@dataclass
+class _Resources:
+    writer: ClickHouseWriter
+    alerts: FaustAlerts
+    revocations: Revocations
+    pseudonymize: Callable[[str], str] | None
+
+
+class _SharedResources:
+    """What the agents share, opened on first use and closed when the last agent stops."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        make_alerts: Callable[[faust.TopicT, Sequence[Notifier]], FaustAlerts],
+        alerts_topic: faust.TopicT,
+    ) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._make_alerts = make_alerts
+        self._alerts_topic = alerts_topic
+        self._users = 0
+        self._opening = asyncio.Lock()
+        self._resources: _Resources | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._receivers: list[Notifier] = []
+        self.store: dict[str, ClickHouseWriter] = {}
+
+    async def acquire(self) -> _Resources:
+        async with self._opening:
+            self._users += 1
+            if self._resources is None:
+                self._resources = self._open()
+            return self._resources
+
+    def _open(self) -> _Resources:
+        settings = self._settings
+        writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
+        self.store["writer"] = writer
+        self._session = aiohttp.ClientSession()
+        self._receivers = notifiers(settings, self._session, self._metrics)
+        for receiver in self._receivers:
+            receiver.start()
+
+        async def reload() -> list[Revocation]:
+            return await retrying(
+                "clickhouse",
+                lambda: writer.run(writer.revocations),
+                self._metrics,
+                asyncio.sleep,
+                settings.sink_retry_max_seconds,
+            )
+
+        key = settings.pseudonym_key
+        return _Resources(
+            writer=writer,
+            alerts=self._make_alerts(self._alerts_topic, self._receivers),
+            revocations=Revocations(
+                RevocationRegistry(),
+                reload,
+                refresh_seconds=None if settings.embedded_store else _REVOCATION_REFRESH_SECONDS,
+            ),
+            pseudonymize=None if key is None else Pseudonymizer(key.get_secret_value().encode()),
+        )
+
+    async def release(self) -> None:
+        async with self._opening:
+            self._users -= 1
+            if self._users > 0 or self._resources is None:
+                return
+            resources, self._resources = self._resources, None
+            for receiver in self._receivers:
+                await receiver.stop()
+            if self._session is not None:
+                await self._session.close()
+            self.store.pop("writer", None)
+            resources.writer.close()
 
 
 def _query_access(settings: Settings, request: Any) -> tuple[int, str] | None:

@@ -20,8 +20,8 @@ _HEADER_ROOM = 64 * 1024
 
 
 def input_topics(settings: Settings) -> list[str]:
-    """Topics the worker consumes."""
-    return [settings.topic_labels]
+    """Topics the worker consumes: labels and privacy signals."""
+    return [settings.topic_labels, settings.topic_privacy]
 
 
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
