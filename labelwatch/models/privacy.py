@@ -106,7 +106,7 @@ class PrivacyConfig:
     baseline_windows: int = 12  # admitted windows in the level (12 x 5 min = the last hour)
     dispersion_windows: int = 96  # windows in the rate-uncertainty estimate (8 hours)
     min_windows: int = 6  # closed windows of a series before any rate verdict (warm-up)
-    alpha: float = 1e-4  # upper-tail probability below which a span is anomalous (per test)
+    alpha: float = 1e-4  # tail level per series, window and span (~12k tests/day for 21 series)
     resolve_alpha: float = 1e-2  # a window is back to normal when its tail is above this
     min_ratio: float = 2.5  # ... and a spike needs at least this ratio over the baseline
     min_count: int = 5  # ... and at least this many signals in the tested span
