@@ -14,15 +14,22 @@ import secrets
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from labelwatch.privacy_simulator import (
+    ExposureIncident,
+    PrivacySimulationConfig,
+    PrivacySimulator,
+    SpikeIncident,
+)
 from labelwatch.settings import Settings
 from labelwatch.simulator import (
     MALFORMED_KINDS,
     LabelingSimulator,
     SimulatedLabel,
     SimulationConfig,
+    encode_event,
     kafka_records,
     malformed_messages,
 )
@@ -63,13 +70,26 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
                 votes.setdefault(item, Counter())[str(label.event["label"])] += 1
                 yield label
 
+        labels_started = datetime.now(UTC)
         produced = produce(
             settings, settings.topic_labels, kafka_records(remembered(), n_valid, bad), rate=rate
+        )
+        signals, expected_alerts = _privacy_signals(run_id, seed, labels_started, votes)
+        print(
+            f"demo {run_id}: producing {len(signals)} privacy signals (two hours of event "
+            f"time, with a spike, an exposure and a revoked item) to {settings.topic_privacy}",
+            file=sys.stderr,
+        )
+        produce(
+            settings,
+            settings.topic_privacy,
+            [(str(s["project"]).encode(), encode_event(s)) for s in signals],
         )
         lag = wait_for_lag_zero(settings, timeout_s=120)
     finally:
         exit_code = worker.stop()
     stored, per_project, duplicates = _count_rows(settings, run_id)
+    signals_stored, privacy_alerts = _privacy_rows(settings, run_id)
     consensus, reliability = _quality(settings, run_id)
     kinds = {a.annotator_id: a.kind for a in sim.annotators}
     majority = {item: v.most_common(1)[0][0] for item, v in votes.items()}
@@ -82,6 +102,8 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
         and stored == n_valid
         and duplicates == 0
         and dead_by_code == expected_codes
+        and signals_stored == len(signals)
+        and all(privacy_alerts.get(kind, 0) >= n for kind, n in expected_alerts.items())
     )
     return {
         "ok": ok,
@@ -105,7 +127,10 @@ def run_demo(settings: Settings, *, seconds: float, rate: float, seed: int) -> d
         "annotators": [
             {**r, "simulated_as": kinds.get(str(r["annotator"]), "?")} for r in reliability
         ],
-        "alerts": {},
+        "privacy_signals_produced": len(signals),
+        "privacy_signals_stored": signals_stored,
+        "privacy_alerts": privacy_alerts,
+        "privacy_alerts_expected_at_least": expected_alerts,
         "worker_log": str(log_path),
         "store": settings.redacted_dsn(),
     }
@@ -136,6 +161,12 @@ def print_summary(summary: dict[str, Any], *, as_json: bool) -> None:
             f"    {r['annotator']:<10} {r['accuracy']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
             f" {r['labels']:>6}  {r['simulated_as']}"
         )
+    print(
+        f"  privacy signals      {summary['privacy_signals_produced']} produced, "
+        f"{summary['privacy_signals_stored']} in ClickHouse"
+    )
+    for kind, n in summary["privacy_alerts"].items():
+        print(f"    {kind:<26} {n} alert(s)")
     print(f"  consumer lag at end  {summary['consumer_lag']}")
     print(f"  worker exit code     {summary['worker_exit_code']}  (log: {summary['worker_log']})")
     print("  result               " + ("OK" if summary["ok"] else "MISMATCH"))
@@ -200,3 +231,58 @@ def _quality(settings: Settings, run_id: str) -> tuple[dict[str, str], list[dict
 def _accuracy(predicted: dict[str, str], truth: dict[str, str]) -> float:
     keys = [item for item in predicted if item in truth]
     return sum(predicted[i] == truth[i] for i in keys) / len(keys) if keys else 0.0
+
+
+def _privacy_signals(
+    run_id: str, seed: int, now: datetime, votes: dict[str, Counter[str]]
+) -> tuple[list[dict[str, object]], dict[str, int]]:
+    """Two hours of simulated privacy signals up to ``now``, with a 5x spike in the last half
+    hour, one critical exposure, and a revocation of the first item labeled in this run
+    (backdated, so its labels are labels on a revoked item). Returns the signals and the
+    alerts they must raise at least."""
+    start = now - timedelta(hours=2)
+    privacy = PrivacySimulator(PrivacySimulationConfig(seed=seed, run_id=f"{run_id}-p"))
+    incidents: list[SpikeIncident | ExposureIncident] = [
+        SpikeIncident("moderation", "pii_detected", now - timedelta(minutes=30), 1200.0),
+        ExposureIncident("sentiment", now - timedelta(minutes=50), "ann-003", "sentiment-x-1"),
+    ]
+    signals = [s.event for s in privacy.signals(start, now, incidents)]
+    expected = {"privacy_spike": 1, "privacy_exposure": 1}
+    item = next(iter(votes), None)
+    if item is not None:
+        signals.append(
+            {
+                "event_id": f"{run_id}-revoke",
+                "ts": start.isoformat(),
+                "project": item.split("-", 1)[0],
+                "source": "consent-service",
+                "kind": "consent_revoked",
+                "severity": "high",
+                "item_id": item,
+            }
+        )
+        expected["revoked_item_labeled"] = sum(votes[item].values())
+    return signals, expected
+
+
+def _privacy_rows(settings: Settings, run_id: str) -> tuple[int, dict[str, int]]:
+    client = connect(settings=settings)
+    db = database_name(settings)
+    try:
+        row = client.query(
+            f"SELECT uniqExact(event_id) FROM {db}.privacy_signals "  # noqa: S608
+            "WHERE startsWith(event_id, {prefix:String})",
+            parameters={"prefix": f"{run_id}-"},
+        ).first_row
+        stored = int(row[0]) if row else 0
+        alerts = client.query(
+            f"SELECT kind, uniqExact(alert_id) FROM {db}.alerts "  # noqa: S608
+            "WHERE state = 'opened' AND kind IN ('privacy_spike', 'privacy_exposure', "
+            "'revoked_item_labeled', 'access_violation') AND ingested_at >= now() - 3600 "
+            "AND (position(reason, {run:String}) > 0 OR kind != 'revoked_item_labeled') "
+            "GROUP BY kind ORDER BY kind",
+            parameters={"run": run_id},
+        ).result_rows
+    finally:
+        client.close()
+    return stored, {str(k): int(n) for k, n in alerts}
