@@ -2,8 +2,9 @@
 
 Key: the alert's subject (UTF-8; the annotator for quality alerts), so every alert about a
 subject is in one partition, in the order it was raised. Value: the alert as JSON
-(``Alert.model_dump_json()``); read it back with ``Alert.model_validate_json``. An alert may be delivered more than once (a retried or replayed
-batch): consumers keep one record per ``(alert_id, state)``.
+(``Alert.model_dump_json()``); read it back with ``Alert.model_validate_json``. An alert may
+be delivered more than once (a retried or replayed batch): consumers keep one record per
+``(alert_id, state)``.
 """
 
 from __future__ import annotations
