@@ -31,11 +31,14 @@ explore trade-offs; the shipped numbers are those of the defaults.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -48,6 +51,7 @@ from river import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from labelwatch.cli import main as cli_main  # noqa: E402
 from labelwatch.models.privacy import PrivacyConfig, PrivacyMonitor  # noqa: E402
 from labelwatch.privacy_simulator import (  # noqa: E402
     ExposureIncident,
@@ -55,6 +59,7 @@ from labelwatch.privacy_simulator import (  # noqa: E402
     PrivacySimulator,
     SpikeIncident,
 )
+from labelwatch.replay import read_events, replay_events  # noqa: E402
 from labelwatch.schemas.events import PrivacySignal  # noqa: E402
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -210,6 +215,47 @@ def summary(per_spike: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def revoked_items(seed: int, config: PrivacyConfig, revocations: int = 20) -> dict[str, Any]:
+    """Labels given to revoked items, through the mixed-file path: ``labelwatch simulate
+    --to-file`` writes labels, signals and revocations; ``replay`` must alert every label
+    given at or after its item's revocation, and no other."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mixed.jsonl"
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = cli_main(
+                [
+                    "simulate",
+                    "--to-file",
+                    str(path),
+                    "--events",
+                    "20000",
+                    "--hours",
+                    "6",
+                    "--seed",
+                    str(seed),
+                    "--revocations",
+                    str(revocations),
+                ]
+            )
+        if code != 0:
+            raise SystemExit(f"simulate --to-file failed with {code}")
+        truth = json.loads(Path(f"{path}.truth.json").read_text())
+        alerts = replay_events(read_events(path), privacy_config=config).alerts
+    expected = {
+        label["event_id"] for item in truth["revoked_items"] for label in item["labels_after"]
+    }
+    flagged = [
+        a["evidence"]["label_event_id"] for a in alerts if a["kind"] == "revoked_item_labeled"
+    ]
+    return {
+        "seed": seed,
+        "revocations": len(truth["revoked_items"]),
+        "labels_after_revocation": len(expected),
+        "alerted": len(expected & set(flagged)),
+        "alerted_wrongly": len(set(flagged) - expected) + len(flagged) - len(set(flagged)),
+    }
+
+
 def fmt(v: Any) -> str:
     if v is None:
         return "-"
@@ -302,6 +348,16 @@ def main() -> None:
     per_second = statistics.median(r["signals_per_second_model"] for r in stationary)
     print(f"Monitor throughput (model only): {per_second:,.0f} signals/s")
     report["exposures"] = {"injected": exposed, "alerted": alerted, "missed": exposed - alerted}
+    revoked = [revoked_items(seed, config) for seed in args.seeds]
+    expected = sum(r["labels_after_revocation"] for r in revoked)
+    flagged = sum(r["alerted"] for r in revoked)
+    wrong = sum(r["alerted_wrongly"] for r in revoked)
+    print(
+        f"Labels on revoked items (mixed JSONL file, simulate --to-file -> replay; "
+        f"{sum(r['revocations'] for r in revoked)} revocations): {flagged}/{expected} alerted, "
+        f"{expected - flagged} missed, {wrong} alerted that should not be"
+    )
+    report["revoked_items"] = revoked
     report["signals_per_second_model"] = per_second
     report["stationary_runs"] = stationary
     report["injected_runs"] = injected
