@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from labelwatch.cli import main
 from labelwatch.models.privacy import PrivacyConfig
 from labelwatch.models.privacy_tracker import PrivacyTracker
 from labelwatch.models.revocations import RevocationRegistry
@@ -312,3 +315,27 @@ def test_purge_erases_one_annotator_and_nobody_else(ch_settings: Settings) -> No
     assert survivors.rows["label_events"] == 20 and survivors.rows["privacy_signals"] == 1
     assert set(PURGED_TABLES) >= {"label_events", "privacy_signals", "alerts"}
     client.close()
+
+
+def test_cli_purge_turns_the_raw_id_into_the_pseudonym_and_needs_yes(
+    ch_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    worker = Worker(ch_settings)
+    asyncio.run(worker.labels.process([label(i, i, f"it-{i}", "leaver") for i in range(4)]))
+    worker.close()
+    monkeypatch.setenv("LABELWATCH_CLICKHOUSE_DSN", ch_settings.resolved_dsn())
+    monkeypatch.setenv("LABELWATCH_CLICKHOUSE_DATABASE", database_name(ch_settings))
+    monkeypatch.setenv("LABELWATCH_PSEUDONYM_KEY", KEY.decode())
+    alias = Pseudonymizer(KEY)("leaver")
+
+    assert main(["db", "purge", "--annotator", "leaver"]) == 0
+    dry = capsys.readouterr().out
+    assert f"5 rows found (dry run: add --yes to delete) for annotator {alias}" in dry
+    assert "leaver" not in dry  # only the stored id is shown
+    assert "label_events                     4" in dry  # and its per-minute aggregate row
+    assert main(["db", "purge", "--annotator", "leaver", "--yes"]) == 0
+    assert f"5 rows deleted for annotator {alias}" in capsys.readouterr().out
+    assert main(["db", "purge", "--annotator", alias, "--stored-id"]) == 0
+    assert "0 rows found" in capsys.readouterr().out
+    assert main(["pseudonym", "leaver"]) == 0
+    assert capsys.readouterr().out.strip() == f"leaver\t{alias}"
