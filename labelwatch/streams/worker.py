@@ -33,11 +33,12 @@ def prepare(settings: Settings) -> dict[str, str]:
 def run_worker(settings: Settings) -> int:
     """Run until stopped; Faust's worker flushes and commits acked offsets on SIGTERM."""
     log.info(
-        "labelwatch worker: broker %s, store %s, web http://%s:%d",
+        "labelwatch worker: broker %s, store %s, web http://%s:%d, annotator ids %s",
         settings.kafka_bootstrap,
         settings.redacted_dsn(),
         settings.web_host,
         settings.web_port,
+        "pseudonymized" if settings.pseudonym_key is not None else "stored as sent",
     )
     app = create_app(settings, topic_ids=prepare(settings))
     worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
