@@ -160,6 +160,27 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+_STORED_LABEL_COLUMNS = (
+    "event_id, ts, project, item_id, annotator_id, label, gold_label, duration_ms, schema_version"
+)
+
+
+def _stored_label(row: Sequence[Any]) -> LabelEvent:
+    """A stored label back as an event, from a row starting with _STORED_LABEL_COLUMNS
+    (validated when it was first read, so not validated again)."""
+    return LabelEvent.model_construct(
+        event_id=row[0],
+        ts=_utc(row[1]),
+        project=row[2],
+        item_id=row[3],
+        annotator_id=row[4],
+        label=row[5],
+        gold_label=row[6],
+        duration_ms=row[7],
+        schema_version=row[8],
+    )
+
+
 def database_name(settings: Settings) -> str:
     """The database to use: a server DSN's path if it has one, else ``clickhouse_database``."""
     parts = urlsplit(settings.resolved_dsn())
@@ -446,8 +467,7 @@ class ClickHouseWriter:
         """Label events of a shard stored with offsets above ``offset``, in offset order."""
         # The database name is validated by Settings; all values are bound parameters.
         result = self._client.query(
-            "SELECT event_id, ts, project, item_id, annotator_id, label, gold_label, "  # noqa: S608
-            "duration_ms, schema_version, source_offset "
+            f"SELECT {_STORED_LABEL_COLUMNS}, source_offset "  # noqa: S608
             f"FROM {self._db}.label_events "
             "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
             "AND source_partition = {partition:UInt32} AND source_offset > {offset:Int64} "
@@ -459,21 +479,10 @@ class ClickHouseWriter:
                 "offset": offset,
             },
         )
-        out = []
-        for row in result.result_rows:
-            event = LabelEvent.model_construct(
-                event_id=row[0],
-                ts=_utc(row[1]),
-                project=row[2],
-                item_id=row[3],
-                annotator_id=row[4],
-                label=row[5],
-                gold_label=row[6],
-                duration_ms=row[7],
-                schema_version=row[8],
-            )
-            out.append((event, SourcePosition(topic, partition, int(row[9]))))
-        return out
+        return [
+            (_stored_label(row), SourcePosition(topic, partition, int(row[9])))
+            for row in result.result_rows
+        ]
 
     def stored_signals_after(
         self, topic: str, topic_id: str, partition: int, offset: int
@@ -530,9 +539,8 @@ class ClickHouseWriter:
     ) -> list[tuple[LabelEvent, SourcePosition]]:
         """Stored labels of a revoked item given at or after its revocation."""
         result = self._client.query(
-            "SELECT event_id, ts, project, item_id, annotator_id, label, gold_label, "  # noqa: S608
-            "duration_ms, schema_version, source_topic, source_partition, source_offset "
-            f"FROM {self._db}.label_events FINAL "
+            f"SELECT {_STORED_LABEL_COLUMNS}, source_topic, source_partition, "  # noqa: S608
+            f"source_offset FROM {self._db}.label_events FINAL "
             "WHERE project = {project:String} AND item_id = {item:String} "
             "AND ts >= {at:DateTime64(3, 'UTC')} ORDER BY ts",
             parameters={
@@ -541,21 +549,10 @@ class ClickHouseWriter:
                 "at": revocation.revoked_at,
             },
         )
-        out = []
-        for row in result.result_rows:
-            event = LabelEvent.model_construct(
-                event_id=row[0],
-                ts=_utc(row[1]),
-                project=row[2],
-                item_id=row[3],
-                annotator_id=row[4],
-                label=row[5],
-                gold_label=row[6],
-                duration_ms=row[7],
-                schema_version=row[8],
-            )
-            out.append((event, SourcePosition(row[9], int(row[10]), int(row[11]))))
-        return out
+        return [
+            (_stored_label(row), SourcePosition(row[9], int(row[10]), int(row[11])))
+            for row in result.result_rows
+        ]
 
     def close(self) -> None:
         """Wait for pending work, then release the thread and the connection."""

@@ -23,7 +23,13 @@ from typing import Any, Protocol, TypeVar
 
 from labelwatch.models.revocations import Revocation, RevocationRegistry
 from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker
-from labelwatch.schemas import InvalidEvent, LabelEvent, SourcePosition, decode_label_event
+from labelwatch.schemas import (
+    InvalidEvent,
+    LabelEvent,
+    PrivacySignal,
+    SourcePosition,
+    decode_label_event,
+)
 from labelwatch.schemas.alerts import Alert
 from labelwatch.sinks.clickhouse import sink_rows
 from labelwatch.sinks.metrics import Metrics
@@ -133,25 +139,14 @@ class LabelPipeline:
 
     async def process(self, batch: Sequence[RawMessage]) -> None:
         """Account for every message of ``batch``; returns when all are stored or dead-lettered."""
-        valid: list[tuple[LabelEvent, SourcePosition]] = []
-        rejects: list[tuple[RawMessage, InvalidEvent]] = []
-        for message in batch:
-            try:
-                event = decode_label_event(message.value, max_bytes=self._max_message_bytes)
-            except InvalidEvent as rejection:
-                rejects.append((message, rejection))
-            else:
-                if self._pseudonymize is not None:
-                    alias = self._pseudonymize(event.annotator_id)
-                    event = event.model_copy(update={"annotator_id": alias})
-                valid.append(
-                    (event, SourcePosition(message.topic, message.partition, message.offset))
-                )
-        self._count_decoded(batch, valid)
-        if rejects:
-            await self._retrying("dead_letter", lambda: self._dead_letters.send(rejects))
-            for message, reject in rejects:
-                self._metrics.events_dead_lettered.labels(message.topic, reject.code).inc()
+        valid = await decode_batch(
+            batch,
+            functools.partial(decode_label_event, max_bytes=self._max_message_bytes),
+            self._pseudonymize,
+            self._dead_letters,
+            self._metrics,
+            self._retrying,
+        )
         if not valid:
             return
         quality = QualityOutput()
@@ -257,20 +252,46 @@ class LabelPipeline:
         for snapshot in quality.annotators:
             self._metrics.annotator_accuracy.observe(snapshot.accuracy)
 
-    def _count_decoded(
-        self,
-        batch: Sequence[RawMessage],
-        valid: Sequence[tuple[LabelEvent, SourcePosition]],
-    ) -> None:
-        for topic, n in Counter(message.topic for message in batch).items():
-            self._metrics.events_consumed.labels(topic).inc(n)
-        for topic, n in Counter(source.topic for _, source in valid).items():
-            self._metrics.events_valid.labels(topic).inc(n)
-
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
         return await retrying(
             component, attempt, self._metrics, self._sleep, self._retry_max_seconds
         )
+
+
+E = TypeVar("E", LabelEvent, PrivacySignal)
+
+
+async def decode_batch(
+    batch: Sequence[RawMessage],
+    decode: Callable[[bytes | None], E],
+    pseudonymize: Callable[[str], str] | None,
+    dead_letters: DeadLetterOutput,
+    metrics: Metrics,
+    retry: Callable[[str, Callable[[], Awaitable[None]]], Awaitable[None]],
+) -> list[tuple[E, SourcePosition]]:
+    """Validate a batch: returns the valid events with their positions (annotator ids
+    pseudonymized when a pseudonymizer is given) once every invalid message has been
+    delivered to the dead-letter output; counts both."""
+    valid: list[tuple[E, SourcePosition]] = []
+    rejects: list[tuple[RawMessage, InvalidEvent]] = []
+    for message in batch:
+        try:
+            event = decode(message.value)
+        except InvalidEvent as rejection:
+            rejects.append((message, rejection))
+            continue
+        if pseudonymize is not None and event.annotator_id is not None:
+            event = event.model_copy(update={"annotator_id": pseudonymize(event.annotator_id)})
+        valid.append((event, SourcePosition(message.topic, message.partition, message.offset)))
+    for topic, n in Counter(message.topic for message in batch).items():
+        metrics.events_consumed.labels(topic).inc(n)
+    for topic, n in Counter(source.topic for _, source in valid).items():
+        metrics.events_valid.labels(topic).inc(n)
+    if rejects:
+        await retry("dead_letter", lambda: dead_letters.send(rejects))
+        for message, reject in rejects:
+            metrics.events_dead_lettered.labels(message.topic, reject.code).inc()
+    return valid
 
 
 async def retrying(

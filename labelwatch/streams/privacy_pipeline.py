@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -37,7 +36,6 @@ from labelwatch.models.privacy_tracker import PrivacyOutput, PrivacyTracker
 from labelwatch.models.revocations import Revocation, revoked_label_alert
 from labelwatch.models.tracker import Checkpoint
 from labelwatch.schemas import (
-    InvalidEvent,
     LabelEvent,
     PrivacySignal,
     SourcePosition,
@@ -52,7 +50,13 @@ from labelwatch.sinks.clickhouse import (
 )
 from labelwatch.sinks.metrics import Metrics
 from labelwatch.streams.dead_letter import RawMessage
-from labelwatch.streams.pipeline import AlertOutput, DeadLetterOutput, Revocations, retrying
+from labelwatch.streams.pipeline import (
+    AlertOutput,
+    DeadLetterOutput,
+    Revocations,
+    decode_batch,
+    retrying,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,26 +115,14 @@ class PrivacyPipeline:
 
     async def process(self, batch: Sequence[RawMessage]) -> None:
         """Account for every message of ``batch``; returns when all are stored or dead-lettered."""
-        valid: list[tuple[PrivacySignal, SourcePosition]] = []
-        rejects: list[tuple[RawMessage, InvalidEvent]] = []
-        for message in batch:
-            try:
-                signal = decode_privacy_signal(message.value, max_bytes=self._max_message_bytes)
-            except InvalidEvent as rejection:
-                rejects.append((message, rejection))
-                continue
-            if self._pseudonymize is not None and signal.annotator_id is not None:
-                alias = self._pseudonymize(signal.annotator_id)
-                signal = signal.model_copy(update={"annotator_id": alias})
-            valid.append((signal, SourcePosition(message.topic, message.partition, message.offset)))
-        for topic, n in Counter(m.topic for m in batch).items():
-            self._metrics.events_consumed.labels(topic).inc(n)
-        for topic, n in Counter(s.topic for _, s in valid).items():
-            self._metrics.events_valid.labels(topic).inc(n)
-        if rejects:
-            await self._retrying("dead_letter", lambda: self._dead_letters.send(rejects))
-            for message, reject in rejects:
-                self._metrics.events_dead_lettered.labels(message.topic, reject.code).inc()
+        valid = await decode_batch(
+            batch,
+            functools.partial(decode_privacy_signal, max_bytes=self._max_message_bytes),
+            self._pseudonymize,
+            self._dead_letters,
+            self._metrics,
+            self._retrying,
+        )
         if not valid:
             return
         restored = await self._restore_shards(valid)
