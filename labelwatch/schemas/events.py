@@ -40,7 +40,18 @@ LabelValue = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """A categorical label: non-empty, at most 128 characters."""
 
 
-class LabelEvent(BaseModel):
+class _InputEvent(BaseModel):
+    """What every input event shares: the validation policy and a UTC event time."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @field_validator("ts", check_fields=False)
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class LabelEvent(_InputEvent):
     """One answer given by one annotator for one item.
 
     Examples
@@ -52,8 +63,6 @@ class LabelEvent(BaseModel):
     >>> e.ts.isoformat(), e.schema_version, e.gold_label
     ('2026-01-01T09:00:00+00:00', 1, None)
     """
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     event_id: Identifier = Field(description="Unique id of this event; duplicates are collapsed.")
     ts: AwareDatetime = Field(description="Event time: when the label was given, with UTC offset.")
@@ -70,11 +79,6 @@ class LabelEvent(BaseModel):
     schema_version: int = Field(
         LABEL_EVENT_SCHEMA_VERSION, description="Version of this schema the producer wrote."
     )
-
-    @field_validator("ts")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
 
     @field_validator("schema_version")
     @classmethod
@@ -119,7 +123,7 @@ AttributeValue = (
 )
 
 
-class PrivacySignal(BaseModel):
+class PrivacySignal(_InputEvent):
     """One privacy-relevant observation from the labeling platform or one of its scanners.
 
     Same validation policy as :class:`LabelEvent`. ``attributes`` are small typed details
@@ -137,8 +141,6 @@ class PrivacySignal(BaseModel):
     >>> s.kind, s.count, s.annotator_id, s.attributes
     ('pii_detected', 1, None, {'pii_type': 'phone'})
     """
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     event_id: Identifier = Field(description="Unique id of this signal; duplicates are collapsed.")
     ts: AwareDatetime = Field(description="Event time: when it was observed, with UTC offset.")
@@ -161,11 +163,6 @@ class PrivacySignal(BaseModel):
     schema_version: int = Field(
         PRIVACY_SIGNAL_SCHEMA_VERSION, description="Version of this schema the producer wrote."
     )
-
-    @field_validator("ts")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
 
     @field_validator("schema_version")
     @classmethod
