@@ -465,10 +465,20 @@ class ClickHouseWriter:
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[LabelEvent, SourcePosition]]:
         """Label events of a shard stored with offsets above ``offset``, in offset order."""
-        # The database name is validated by Settings; all values are bound parameters.
+        rows = self._shard_rows_after(
+            "label_events", _STORED_LABEL_COLUMNS, topic, topic_id, partition, offset
+        )
+        return [(_stored_label(row), SourcePosition(topic, partition, int(row[9]))) for row in rows]
+
+    def _shard_rows_after(
+        self, table: str, columns: str, topic: str, topic_id: str, partition: int, offset: int
+    ) -> list[Sequence[Any]]:
+        """``columns`` plus ``source_offset`` of a shard's rows stored in ``table`` with
+        offsets above ``offset``, once per offset, in offset order."""
+        # The database name is validated by Settings, table and columns are this module's
+        # constants; all values are bound parameters.
         result = self._client.query(
-            f"SELECT {_STORED_LABEL_COLUMNS}, source_offset "  # noqa: S608
-            f"FROM {self._db}.label_events "
+            f"SELECT {columns}, source_offset FROM {self._db}.{table} "  # noqa: S608
             "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
             "AND source_partition = {partition:UInt32} AND source_offset > {offset:Int64} "
             "ORDER BY source_offset LIMIT 1 BY source_offset",
@@ -479,10 +489,7 @@ class ClickHouseWriter:
                 "offset": offset,
             },
         )
-        return [
-            (_stored_label(row), SourcePosition(topic, partition, int(row[9])))
-            for row in result.result_rows
-        ]
+        return list(result.result_rows)
 
     def stored_signals_after(
         self, topic: str, topic_id: str, partition: int, offset: int
@@ -491,22 +498,17 @@ class ClickHouseWriter:
 
         Attributes come back as stored (allowlisted keys only); the detectors do not use
         them."""
-        result = self._client.query(
-            "SELECT event_id, ts, project, source, kind, severity, annotator_id, item_id, "  # noqa: S608
-            "count, schema_version, source_offset "
-            f"FROM {self._db}.privacy_signals "
-            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
-            "AND source_partition = {partition:UInt32} AND source_offset > {offset:Int64} "
-            "ORDER BY source_offset LIMIT 1 BY source_offset",
-            parameters={
-                "topic": topic,
-                "topic_id": topic_id,
-                "partition": partition,
-                "offset": offset,
-            },
+        rows = self._shard_rows_after(
+            "privacy_signals",
+            "event_id, ts, project, source, kind, severity, annotator_id, item_id, count, "
+            "schema_version",
+            topic,
+            topic_id,
+            partition,
+            offset,
         )
         out = []
-        for row in result.result_rows:
+        for row in rows:
             signal = PrivacySignal.model_construct(
                 event_id=row[0],
                 ts=_utc(row[1]),
