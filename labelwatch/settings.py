@@ -151,6 +151,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Labels per partition between model checkpoints (bounds recovery replay).",
     )
+    dedup_window: int = Field(
+        100_000,
+        ge=0,
+        description=(
+            "Events per partition whose event_id is remembered: an event sent again within it "
+            "is counted once (0: off)."
+        ),
+    )
 
     # --- Annotator alerts (see README "Annotator alerts") --------------------------------
     drift_target_arl: float = Field(

@@ -6,7 +6,9 @@ privacy topic, and each partition (a *shard*) has a monitor of its own. Recovery
 labels: a shard's monitor state is checkpointed to ``model_checkpoints`` every
 ``checkpoint_every`` signals; a worker that gets the partition loads the newest checkpoint,
 replays the shard's later signals from ``privacy_signals``, and skips redelivered offsets
-it already applied, so no signal is counted twice.
+it already applied, so no signal is counted twice. A signal sent again under the same
+``event_id`` within the shard's last ``dedup_window`` signals is counted once too
+(:mod:`labelwatch.models.dedup`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from labelwatch.models.dedup import RecentIds
 from labelwatch.models.privacy import PrivacyConfig, PrivacyFinding, PrivacyMonitor
 from labelwatch.models.tracker import Checkpoint, shard_name
 from labelwatch.schemas import PrivacySignal, SourcePosition
@@ -50,14 +53,18 @@ class PrivacyOutput:
 
     alerts: list[Alert] = field(default_factory=list)
     # Aligned with the batch's signals: whether each came after its window closed, or None
-    # for a redelivered signal applied (and stored) before, which is not stored again.
+    # for a signal not applied because it was applied (and stored) before: a redelivered
+    # offset, or a duplicate (below). Neither is stored again.
     late: list[bool | None] = field(default_factory=list)
+    # Aligned with the batch's signals: sent before under the same event_id.
+    duplicates: list[bool] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
 
 
 @dataclass
 class _Shard:
     monitor: PrivacyMonitor
+    recent: RecentIds
     last_offset: int = -1
     n_signals: int = 0
     since_checkpoint: int = 0
@@ -66,9 +73,15 @@ class _Shard:
 class PrivacyTracker:
     """One privacy monitor per input partition, with checkpoints and redelivery skipping."""
 
-    def __init__(self, config: PrivacyConfig | None = None, checkpoint_every: int = 2000) -> None:
+    def __init__(
+        self,
+        config: PrivacyConfig | None = None,
+        checkpoint_every: int = 2000,
+        dedup_window: int = 100_000,
+    ) -> None:
         self._config = config or PrivacyConfig()
         self._checkpoint_every = checkpoint_every
+        self.dedup_window = dedup_window
         self._shards: dict[tuple[str, int], _Shard] = {}
 
     def has_shard(self, topic: str, partition: int) -> bool:
@@ -80,16 +93,21 @@ class PrivacyTracker:
         partition: int,
         checkpoint: Checkpoint | None,
         later: Sequence[tuple[PrivacySignal, SourcePosition]] = (),
+        recent_ids: Sequence[str] = (),
     ) -> PrivacyOutput:
         """Take the shard from its checkpoint, then re-apply its stored later signals.
 
-        Findings re-raised by the replay are returned (their ids equal the originals)."""
+        ``recent_ids``: the event ids of the shard's last ``dedup_window`` stored signals at
+        or before the checkpoint's offset, oldest first. Findings re-raised by the replay are
+        returned (their ids equal the originals)."""
+        recent = RecentIds(self.dedup_window, recent_ids)
         if checkpoint is None:
-            shard = _Shard(PrivacyMonitor(self._config))
+            shard = _Shard(PrivacyMonitor(self._config), recent)
         else:
             state = json.loads(checkpoint.state)
             shard = _Shard(
                 PrivacyMonitor.from_state(state, self._config),
+                recent,
                 last_offset=checkpoint.last_offset,
                 n_signals=checkpoint.n_labels,
             )
@@ -97,8 +115,8 @@ class PrivacyTracker:
         return self.apply(later)
 
     def apply(self, signals: Sequence[tuple[PrivacySignal, SourcePosition]]) -> PrivacyOutput:
-        """Observe a batch (shards must exist: see :meth:`restore`). Redelivered offsets,
-        applied before, are skipped (``late`` None)."""
+        """Observe a batch (shards must exist: see :meth:`restore`). Redelivered offsets and
+        recently seen event ids, applied before, are skipped (``late`` None)."""
         out = PrivacyOutput()
         touched: set[tuple[str, int]] = set()
         for signal, source in signals:
@@ -106,7 +124,15 @@ class PrivacyTracker:
             shard = self._shards[key]
             if source.offset <= shard.last_offset:
                 out.late.append(None)
+                out.duplicates.append(False)
                 continue
+            if signal.event_id in shard.recent:
+                out.late.append(None)
+                out.duplicates.append(True)
+                shard.last_offset = source.offset
+                continue
+            shard.recent.add(signal.event_id)
+            out.duplicates.append(False)
             before = shard.monitor.late_signals
             findings = shard.monitor.observe(signal, source.offset)
             out.late.append(shard.monitor.late_signals > before)

@@ -20,7 +20,9 @@ ClickHouse (``model_checkpoints``: JSON state plus the last offset it includes) 
 every ``checkpoint_every_labels`` labels. A worker that gets a partition loads the newest
 checkpoint, replays the shard's later labels from ``label_events`` (they are stored there
 before their offsets are committed), and then skips redelivered offsets it already applied,
-so no label trains a model twice and none is missed.
+so no label trains a model twice and none is missed. An event sent twice (same ``event_id``,
+new offset) is recognised within the shard's last ``dedup_window`` labels
+(:mod:`labelwatch.models.dedup`) and learned and stored once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
+from labelwatch.models.dedup import RecentIds
 from labelwatch.models.drift import AnswerContext
 from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig, reliability_lookup
 from labelwatch.schemas import LabelEvent, SourcePosition
@@ -115,6 +118,8 @@ class QualityOutput:
     annotators: list[AnnotatorSnapshot] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    # Aligned with the batch's events: sent before under the same event_id (not learned).
+    duplicates: list[bool] = field(default_factory=list)
 
     def extend(self, other: QualityOutput) -> None:
         """Append ``other``'s snapshots and checkpoints (outcomes belong to one batch only)."""
@@ -127,6 +132,7 @@ class QualityOutput:
 @dataclass
 class _Shard:
     key: ShardKey
+    recent: RecentIds
     models: dict[str, StreamingConsensus] = field(default_factory=dict)
     monitors: dict[str, AnnotatorMonitor] = field(default_factory=dict)
     last_offset: int = -1
@@ -147,8 +153,10 @@ class QualityTracker:
         snapshot_seconds: float = 60.0,
         checkpoint_every_labels: int = 50_000,
         monitor_config: MonitorConfig | None = None,
+        dedup_window: int = 100_000,
     ) -> None:
         self.model_factory = model_factory
+        self.dedup_window = dedup_window
         self.monitor_config = monitor_config
         self.snapshot_seconds = snapshot_seconds
         self.checkpoint_every_labels = checkpoint_every_labels
@@ -164,13 +172,17 @@ class QualityTracker:
         partition: int,
         checkpoint: Checkpoint | None,
         later: Sequence[tuple[LabelEvent, SourcePosition]] = (),
+        recent_ids: Sequence[str] = (),
     ) -> QualityOutput:
         """Rebuild a shard from its checkpoint and the stored labels after it (in offset order).
+
+        ``recent_ids`` are the event ids of the shard's last ``dedup_window`` stored labels at
+        or before the checkpoint's offset, oldest first (see :mod:`labelwatch.models.dedup`).
 
         Returns what re-learning those labels emits (item and reliability snapshots, maybe a
         checkpoint): writing it again is harmless, the tables collapse duplicates, and it
         fills in whatever a crash kept from being written the first time."""
-        shard = _Shard((topic, partition))
+        shard = _Shard((topic, partition), RecentIds(self.dedup_window, recent_ids))
         if checkpoint is not None:
             data = json.loads(checkpoint.state)
             for project, state in data["models"].items():
@@ -187,7 +199,10 @@ class QualityTracker:
             shard.touched = {p: set(a) for p, a in data["touched"].items()}
         self._shards[shard.key] = shard
         out = QualityOutput()
-        self._learn(shard, [(e, p) for e, p in later if p.offset > shard.last_offset], out)
+        replay = [(e, p) for e, p in later if p.offset > shard.last_offset]
+        for event, _ in replay:
+            shard.recent.add(event.event_id)
+        self._learn(shard, replay, out)
         # The checkpoint's labels and ``later`` are all stored.
         shard.stored_offset = shard.last_offset
         return out
@@ -201,7 +216,8 @@ class QualityTracker:
         return shard is not None and source.offset <= shard.stored_offset
 
     def mark_stored(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> None:
-        """Record that ``events`` are durably in ``label_events``."""
+        """Record that ``events`` are durably in ``label_events`` (or, for a duplicate, the
+        event it repeats)."""
         for _, source in events:
             shard = self._shards.get((source.topic, source.partition))
             if shard is not None and source.offset > shard.stored_offset:
@@ -231,22 +247,37 @@ class QualityTracker:
 
     # --- learning ------------------------------------------------------------------------
     def apply(self, events: Sequence[tuple[LabelEvent, SourcePosition]]) -> QualityOutput:
-        """Learn a batch (shards must exist: see :meth:`restore`); outcomes align with events.
+        """Learn a batch (shards must exist: see :meth:`restore`); outcomes and
+        ``duplicates`` align with events.
 
         Events at or below a shard's last applied offset were learned before (a redelivery
-        after a restart) and are not learned again; their outcome is the item's consensus now.
+        after a restart) and are not learned again, nor are events whose id the shard learned
+        recently (``duplicates``); their outcome is the item's consensus now.
         """
         out = QualityOutput()
         outcomes: list[LabelOutcome | None] = [None] * len(events)
+        out.duplicates = [False] * len(events)
         by_shard: dict[ShardKey, list[int]] = {}
         for index, (_, source) in enumerate(events):
             by_shard.setdefault((source.topic, source.partition), []).append(index)
         for key, indices in by_shard.items():
             shard = self._shards[key]
-            fresh = [i for i in indices if events[i][1].offset > shard.last_offset]
+            fresh = []
+            last = shard.last_offset
+            for i in indices:
+                event, source = events[i]
+                if source.offset <= shard.last_offset:
+                    continue
+                last = max(last, source.offset)
+                if event.event_id in shard.recent:
+                    out.duplicates[i] = True
+                    continue
+                shard.recent.add(event.event_id)
+                fresh.append(i)
             learned = self._learn(shard, [events[i] for i in fresh], out)
             for i, outcome in zip(fresh, learned, strict=True):
                 outcomes[i] = outcome
+            shard.last_offset = last
         for i, (event, source) in enumerate(events):
             if outcomes[i] is None:
                 model = self._shards[(source.topic, source.partition)].models.get(event.project)

@@ -491,6 +491,33 @@ class ClickHouseWriter:
         )
         return list(result.result_rows)
 
+    def recent_event_ids(
+        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
+    ) -> list[str]:
+        """Event ids of a shard's last ``limit`` rows in ``table`` (``label_events`` or
+        ``privacy_signals``) at or below ``offset``, oldest first: the shard's dedup window
+        at that offset (see labelwatch.models.dedup)."""
+        if table not in ("label_events", "privacy_signals"):
+            raise ValueError(f"no event ids in {table!r}")
+        if limit <= 0 or offset < 0:
+            return []
+        result = self._client.query(
+            f"SELECT event_id FROM ("  # noqa: S608
+            f"SELECT event_id, source_offset FROM {self._db}.{table} "
+            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
+            "AND source_partition = {partition:UInt32} AND source_offset <= {offset:Int64} "
+            "ORDER BY source_offset DESC LIMIT 1 BY source_offset LIMIT {limit:UInt64}"
+            ") ORDER BY source_offset",
+            parameters={
+                "topic": topic,
+                "topic_id": topic_id,
+                "partition": partition,
+                "offset": offset,
+                "limit": limit,
+            },
+        )
+        return [str(row[0]) for row in result.result_rows]
+
     def stored_signals_after(
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[PrivacySignal, SourcePosition]]:

@@ -40,6 +40,13 @@ class Metrics:
             ["topic"],
             registry=self.registry,
         )
+        self.events_duplicate = Counter(
+            "labelwatch_events_duplicate",
+            "Valid events whose event_id the partition learned recently (sent again at a new "
+            "offset, see LABELWATCH_DEDUP_WINDOW); neither learned nor written again.",
+            ["topic"],
+            registry=self.registry,
+        )
         self.events_dead_lettered = Counter(
             "labelwatch_events_dead_lettered",
             "Messages sent to the dead-letter topic, by rejection code.",

@@ -146,6 +146,7 @@ def quality_tracker(settings: Settings) -> QualityTracker:
         snapshot_seconds=settings.reliability_snapshot_seconds,
         checkpoint_every_labels=settings.checkpoint_every_labels,
         monitor_config=settings.monitor_config(),
+        dedup_window=settings.dedup_window,
     )
 
 
@@ -235,7 +236,7 @@ def create_app(
         resources = await shared.acquire()
         pipeline = PrivacyPipeline(
             tables=resources.writer,
-            tracker=PrivacyTracker(settings.privacy_config()),
+            tracker=PrivacyTracker(settings.privacy_config(), dedup_window=settings.dedup_window),
             revocations=resources.revocations,
             topic_ids=topic_ids,
             dead_letters=FaustDeadLetters(dead_letter_topic),

@@ -67,6 +67,10 @@ class TableOutput(Protocol):
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
 
+    def recent_event_ids(
+        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
+    ) -> list[str]: ...
+
 
 class Revocations:
     """The revoked items a worker's label and privacy pipelines share, behind one lock.
@@ -159,14 +163,20 @@ class LabelPipeline:
             quality.extend(applied)
             fresh_alerts = applied.alerts
             self._observe_quality(tracker, quality)
-            # A redelivered label whose row is stored stays as it was: not learned again (see
-            # QualityTracker.apply), not written again.
-            fresh = [not tracker.already_stored(source) for _, source in valid]
-            to_store = [v for v, keep in zip(valid, fresh, strict=True) if keep]
-            quality.outcomes = [o for o, keep in zip(applied.outcomes, fresh, strict=True) if keep]
-            again = Counter(s.topic for (_, s), k in zip(valid, fresh, strict=True) if not k)
-            for topic, n in again.items():
-                self._metrics.events_redelivered.labels(topic).inc(n)
+            # A redelivered label whose row is stored stays as it was, and a label sent again
+            # under a recent event_id has its original stored: neither is learned again (see
+            # QualityTracker.apply) nor written again.
+            stored = [tracker.already_stored(source) for _, source in valid]
+            keep = [not (s or d) for s, d in zip(stored, applied.duplicates, strict=True)]
+            to_store = [v for v, k in zip(valid, keep, strict=True) if k]
+            quality.outcomes = [o for o, k in zip(applied.outcomes, keep, strict=True) if k]
+            for counter, flags in (
+                (self._metrics.events_redelivered, stored),
+                (self._metrics.events_duplicate, applied.duplicates),
+            ):
+                flagged = Counter(s.topic for (_, s), f in zip(valid, flags, strict=True) if f)
+                for topic, n in flagged.items():
+                    counter.labels(topic).inc(n)
         # Published before the ClickHouse write: that write may include a checkpoint past the
         # labels that raised an alert, after which a crash would never re-raise it. The other
         # way round, a crash only re-raises (same alert_id) and publishes it again. Alerts a
@@ -187,7 +197,8 @@ class LabelPipeline:
                     to_store, quality, fresh_alerts + revoked
                 )
         if self._tracker is not None:
-            self._tracker.mark_stored(to_store)
+            # Duplicates included: their event is stored (at its first offset).
+            self._tracker.mark_stored(valid)
         self._metrics.sink_batch_seconds.labels("label_events").observe(
             time.perf_counter() - started
         )
@@ -230,13 +241,26 @@ class LabelPipeline:
                     self._tables.stored_labels_after, topic, topic_id, partition, after
                 )
             )
-            restored = tracker.restore(topic, partition, checkpoint, later)
+            recent = await self._read_back(
+                functools.partial(
+                    self._tables.recent_event_ids,
+                    "label_events",
+                    topic,
+                    topic_id,
+                    partition,
+                    after,
+                    tracker.dedup_window,
+                )
+            )
+            restored = tracker.restore(topic, partition, checkpoint, later, recent)
             log.info(
-                "shard %s:%d restored: checkpoint at offset %s, %d stored labels replayed",
+                "shard %s:%d restored: checkpoint at offset %s, %d stored labels replayed, "
+                "%d recent event ids",
                 topic,
                 partition,
                 after,
                 len(later),
+                len(recent) + len(later),
             )
             out.extend(restored)
         return out

@@ -76,6 +76,10 @@ class PrivacyTableOutput(Protocol):
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[PrivacySignal, SourcePosition]]: ...
 
+    def recent_event_ids(
+        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
+    ) -> list[str]: ...
+
     def labels_after_revocation(
         self, revocation: Revocation
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
@@ -135,8 +139,12 @@ class PrivacyPipeline:
             "model_checkpoints": [],
         }
         new_revocations: list[Revocation] = []
-        for (signal, source), late in zip(valid, applied.late, strict=True):
-            if late is None:  # redelivered, applied and stored before
+        for (signal, source), late, duplicate in zip(
+            valid, applied.late, applied.duplicates, strict=True
+        ):
+            if duplicate:
+                self._metrics.events_duplicate.labels(source.topic).inc()
+            if late is None:  # redelivered or sent again: applied and stored before
                 continue
             self._metrics.privacy_signals.labels(signal.kind, signal.severity).inc()
             if late:
@@ -202,7 +210,18 @@ class PrivacyPipeline:
                     self._tables.stored_signals_after, topic, topic_id, partition, after
                 )
             )
-            restored = self._tracker.restore(topic, partition, checkpoint, later)
+            recent = await self._read_back(
+                functools.partial(
+                    self._tables.recent_event_ids,
+                    "privacy_signals",
+                    topic,
+                    topic_id,
+                    partition,
+                    after,
+                    self._tracker.dedup_window,
+                )
+            )
+            restored = self._tracker.restore(topic, partition, checkpoint, later, recent)
             log.info(
                 "privacy shard %s:%d restored: checkpoint at offset %s, %d stored signals replayed",
                 topic,

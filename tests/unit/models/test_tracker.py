@@ -120,3 +120,78 @@ def test_checkpoint_plus_stored_labels_recovers_exactly() -> None:
         recovered.restore(key[0], key[1], checkpoint, later)
     run(recovered, data[650:])
     assert consensus_view(recovered) == consensus_view(control)
+
+
+def with_duplicates(
+    data: list[tuple[LabelEvent, SourcePosition]], every: int, lag: int
+) -> list[tuple[LabelEvent, SourcePosition]]:
+    """``data`` with every ``every``-th event sent again ``lag`` events later, at new offsets
+    of its partition (offsets renumbered per partition)."""
+    events_only = [e for e, _ in data]
+    stream: list[LabelEvent] = []
+    pending: dict[int, list[LabelEvent]] = {}
+    for i, event in enumerate(events_only):
+        stream.append(event)
+        stream += pending.pop(i, [])
+        if i % every == 0:
+            pending.setdefault(i + lag, []).append(event)
+    partitions = 1 + max(s.partition for _, s in data)
+    offsets = [0] * partitions
+    out = []
+    for event in stream:
+        p = sum(event.item_id.encode()) % partitions
+        out.append((event, SourcePosition("labels", p, offsets[p])))
+        offsets[p] += 1
+    return out
+
+
+def test_an_event_sent_again_at_a_new_offset_is_learned_once() -> None:
+    data = events(800)
+    noisy = with_duplicates(data, every=7, lag=40)
+    assert len(noisy) > len(data) + 100
+    control, tracker = fresh(), fresh()
+    run(control, data)
+    outputs = run(tracker, noisy)
+    flags = [d for out in outputs for d in out.duplicates]
+    assert len(flags) == len(noisy)
+    assert sum(flags) == len(noisy) - len(data)
+    # Only the second copy is flagged.
+    seen: set[str] = set()
+    for (event, _), duplicate in zip(noisy, flags, strict=True):
+        assert duplicate == (event.event_id in seen)
+        seen.add(event.event_id)
+    assert consensus_view(tracker) == consensus_view(control)
+
+
+def test_duplicates_beyond_the_window_are_learned_again() -> None:
+    data = events(600)
+    noisy = with_duplicates(data, every=10, lag=300)  # ~150 labels later in its partition
+    outputs = run(fresh(dedup_window=50), noisy)
+    assert not any(d for out in outputs for d in out.duplicates)
+    outputs = run(fresh(dedup_window=1000), noisy)
+    assert sum(d for out in outputs for d in out.duplicates) == len(noisy) - len(data)
+
+
+def test_a_restored_shard_recognises_duplicates_of_labels_before_its_checkpoint() -> None:
+    data = events(1000)
+    noisy = with_duplicates(data, every=5, lag=60)
+    control = fresh()
+    control_out = run(control, noisy)
+    control_flags = [d for out in control_out for d in out.duplicates]
+
+    cut = 700
+    crashed = fresh()
+    outputs = run(crashed, noisy[:cut])
+    checkpoints = {(c.topic, c.partition): c for out in outputs for c in out.checkpoints}
+    flags = [d for out in outputs for d in out.duplicates]
+    # What label_events holds: every learned (non-duplicate) label before the crash.
+    stored = [v for v, d in zip(noisy[:cut], flags, strict=True) if not d]
+    recovered = fresh()
+    for key, checkpoint in checkpoints.items():
+        shard = [(e, s) for e, s in stored if (s.topic, s.partition) == key]
+        before = [e.event_id for e, s in shard if s.offset <= checkpoint.last_offset]
+        later = [(e, s) for e, s in shard if s.offset > checkpoint.last_offset]
+        recovered.restore(key[0], key[1], checkpoint, later, before[-recovered.dedup_window :])
+    resumed = run(recovered, noisy[cut:])
+    assert [d for out in resumed for d in out.duplicates] == control_flags[cut:]
+    assert consensus_view(recovered) == consensus_view(control)
