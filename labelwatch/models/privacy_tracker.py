@@ -155,5 +155,6 @@ class PrivacyTracker:
         state = json.dumps(shard.monitor.to_state(), separators=(",", ":"))
         return Checkpoint(topic, partition, shard.last_offset, shard.n_signals, state)
 
-    def drop_shard(self, topic: str, partition: int) -> None:
+    def drop(self, topic: str, partition: int) -> None:
+        """Forget a shard (its partition went to another worker)."""
         self._shards.pop((topic, partition), None)

@@ -210,6 +210,19 @@ def create_app(
     # use it.
     shared = _SharedResources(settings, metrics, FaustAlerts, alerts_topic)
     store = shared.store
+    # The running agents' pipelines, told when a rebalance takes partitions away.
+    pipelines: list[LabelPipeline | PrivacyPipeline] = []
+
+    async def forget_revoked(sender: faust.App, revoked: set[Any], **kwargs: Any) -> None:
+        # Sent after Faust waited for the in-flight events to be acked.
+        partitions = [(tp.topic, tp.partition) for tp in revoked]
+        if partitions:
+            log.info("partitions revoked: %s", ", ".join(f"{t}:{p}" for t, p in partitions))
+        for pipeline in pipelines:
+            pipeline.partitions_revoked(partitions)
+
+    # faust's signal typing wants (sender, *args, signal=...); the receiver takes the same.
+    app.on_partitions_revoked.connect(cast(Any, forget_revoked))
 
     @app.agent(labels_topic, concurrency=1, name="labels")
     async def consume_labels(stream: faust.StreamT[Any]) -> None:
@@ -226,9 +239,11 @@ def create_app(
             pseudonymize=resources.pseudonymize,
             revocations=resources.revocations,
         )
+        pipelines.append(pipeline)
         try:
             await _consume(app, settings, metrics, stream, pipeline.process)
         finally:
+            pipelines.remove(pipeline)
             await shared.release()
 
     @app.agent(privacy_topic, concurrency=1, name="privacy")
@@ -247,9 +262,11 @@ def create_app(
             pseudonymize=resources.pseudonymize,
             retry_max_seconds=settings.sink_retry_max_seconds,
         )
+        pipelines.append(pipeline)
         try:
             await _consume(app, settings, metrics, stream, pipeline.process)
         finally:
+            pipelines.remove(pipeline)
             await shared.release()
 
     @app.page("/metrics")

@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -140,9 +140,19 @@ class LabelPipeline:
         self._max_message_bytes = max_message_bytes
         self._retry_max_seconds = retry_max_seconds
         self._sleep = sleep
+        self._revoked: set[tuple[str, int]] = set()
+
+    def partitions_revoked(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Forget the models of ``partitions`` before the next batch: another worker may
+        advance them, so if they come back they are restored from ClickHouse afresh."""
+        self._revoked.update(partitions)
 
     async def process(self, batch: Sequence[RawMessage]) -> None:
         """Account for every message of ``batch``; returns when all are stored or dead-lettered."""
+        if self._tracker is not None:
+            for topic, partition in self._revoked:
+                self._tracker.drop(topic, partition)
+        self._revoked.clear()
         valid = await decode_batch(
             batch,
             functools.partial(decode_label_event, max_bytes=self._max_message_bytes),

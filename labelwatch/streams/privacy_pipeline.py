@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -116,9 +116,18 @@ class PrivacyPipeline:
         self._topic_ids = dict(topic_ids or {})
         self._retry_max_seconds = retry_max_seconds
         self._sleep = sleep
+        self._revoked: set[tuple[str, int]] = set()
+
+    def partitions_revoked(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Forget the monitors of ``partitions`` before the next batch (see
+        :meth:`LabelPipeline.partitions_revoked`)."""
+        self._revoked.update(partitions)
 
     async def process(self, batch: Sequence[RawMessage]) -> None:
         """Account for every message of ``batch``; returns when all are stored or dead-lettered."""
+        for topic, partition in self._revoked:
+            self._tracker.drop(topic, partition)
+        self._revoked.clear()
         valid = await decode_batch(
             batch,
             functools.partial(decode_privacy_signal, max_bytes=self._max_message_bytes),

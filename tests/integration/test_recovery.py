@@ -205,3 +205,40 @@ def test_events_sent_again_are_stored_and_counted_once_across_a_restart(
         assert result["reliability"] == expected["reliability"]
     # Alert ids name offsets, which the copies shift; the restarted run equals its control.
     assert got["alerts"] == noisy_run["alerts"]
+
+
+def test_a_partition_that_comes_back_after_a_rebalance_is_restored_from_the_store(
+    ch_settings: Settings,
+) -> None:
+    """Worker A loses partition 0 to worker B, which advances it, then gets it back: A must
+    not resume from the models it had (that would skip what B learned)."""
+    data = messages(1500)
+    control = ch_settings
+    shared = ch_settings.model_copy(update={"clickhouse_database": f"t_{secrets.token_hex(6)}"})
+    for settings in (control, shared):
+        client = connect(settings=settings)
+        migrate(client, database_name(settings))
+        client.close()
+    p, writer = pipeline(control)
+    feed(p, data)
+    writer.close()
+
+    a, writer_a = pipeline(shared)
+    b, writer_b = pipeline(shared)
+    feed(a, data[:500])
+    a.partitions_revoked([("labels", 0)])
+    # B owns partition 0 now; A keeps partition 1.
+    feed(b, [m for m in data[500:1000] if m.partition == 0])
+    feed(a, [m for m in data[500:1000] if m.partition == 1])
+    # Partition 0 comes back to A (B is gone); Kafka resumes at B's last commit.
+    b.partitions_revoked([("labels", 0)])
+    feed(a, data[1000:])
+    writer_a.close()
+    writer_b.close()
+
+    expected, got = tables(control), tables(shared)
+    assert got["labels"] == expected["labels"] == (1500, 1500)
+    assert got["outcomes"] == expected["outcomes"]
+    assert got["items"] == expected["items"]
+    assert got["reliability"] == expected["reliability"]
+    assert got["alerts"] == expected["alerts"]
