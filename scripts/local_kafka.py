@@ -17,6 +17,18 @@ server jars (``org.apache.kafka:kafka_2.13``).  This script:
   Idempotent: a live, ready broker from an earlier start is reused.
 * ``stop``   - SIGTERM (then SIGKILL after 30 s) and forget the broker.
 * ``status`` - print the bootstrap address and exit 0 if the broker is ready.
+* ``kill``   - SIGKILL the broker's process group, as a crash would (no clean
+  shutdown), and wait until it is gone.  Keeps broker.json, server.properties
+  and the data dir, so ``restart`` can bring the same broker back.
+* ``restart`` - start the broker of an earlier ``start`` again after ``kill``
+  (or ``stop``): same server.properties, data dir, cluster id and ports, so
+  clients reconnect to the same bootstrap addresses and find their topics and
+  committed offsets.  No wipe, no storage format.  Waits for readiness like
+  ``start`` and prints the bootstrap address the same way.  The killed
+  broker's connections linger in TIME_WAIT on its ports; the JVM opens server
+  sockets with SO_REUSEADDR, so the listeners rebind at once (checked by
+  tests/integration/test_local_kafka_restart.py).  A ready broker that still
+  runs is reused, one that runs but is not ready is killed first.
 
 Listeners (all on 127.0.0.1):
   PLAINTEXT       the bootstrap address above; no authentication.
@@ -34,7 +46,7 @@ a broker left running from before the SASL listener existed gets it.
 
 It is stdlib-only so it runs with plain ``python3`` before any venv exists, and
 it is importable: ``fetch()``, ``start()``, ``stop()`` and ``status()`` are what
-a pytest session fixture calls.
+a pytest session fixture calls; chaos tests add ``kill()`` and ``restart()``.
 
 Environment overrides:
   LABELWATCH_KAFKA_VERSION  Kafka version (default KAFKA_VERSION below)
@@ -85,9 +97,12 @@ NODE_ID = 1
 MESSAGE_MAX_BYTES = 2 * 1024 * 1024 + 64 * 1024
 STARTED_MARKER = "Kafka Server started"
 STOP_GRACE_SECONDS = 30.0
+# SIGKILL cannot be ignored; a process that outlives this is stuck in the kernel.
+KILL_WAIT_SECONDS = 30.0
 
 # Bumped whenever the listeners or other broker settings change: start() replaces a
-# running broker whose broker.json has another version instead of reusing it.
+# running broker whose broker.json has another version instead of reusing it. (Not bumped
+# for the broker session timeout: it only makes restart() faster, nothing needs it.)
 STATE_VERSION = 2
 # The SASL_PLAINTEXT listener's only account (PLAIN). A fixed test credential for a
 # loopback broker; never use these anywhere else.
@@ -99,6 +114,7 @@ PROPERTIES_FILE = "server.properties"
 SERVER_LOG = "server.log"  # written by log4j2 (INFO and up)
 CONSOLE_LOG = "broker.out"  # JVM stdout/stderr: WARN+ and any crash output
 DATA_DIR = "data"  # KRaft metadata log and topic partitions
+META_PROPERTIES = "meta.properties"  # in DATA_DIR, written by the storage format
 LOCK_FILE = ".lock"
 LIBS_MARKER = ".complete"
 
@@ -106,8 +122,9 @@ LIBS_MARKER = ".complete"
 # them and avoids "subprocess is still running" ResourceWarnings under pytest.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
-# What broker.json holds and start()/status() return: bootstrap, sasl_bootstrap, pid,
-# run_dir, version.
+# What broker.json holds and start()/restart()/status() return: bootstrap, sasl_bootstrap,
+# pid, run_dir, version, cluster_id and log_offset (where this run's lines begin in
+# server.log, which restarts append to).
 State = dict[str, Any]
 
 
@@ -422,12 +439,21 @@ def _dump_logs(run_dir: Path) -> None:
     sys.stderr.flush()
 
 
-def _log_has_started(run_dir: Path) -> bool:
+def _log_has_started(run_dir: Path, since: int = 0) -> bool:
+    # ``since``: the log size when this run was launched; earlier runs' lines do not count.
     try:
         with open(run_dir / SERVER_LOG, "rb") as fh:
+            fh.seek(since)
             return STARTED_MARKER.encode() in fh.read()
     except OSError:
         return False
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _free_port() -> socket.socket:
@@ -505,6 +531,11 @@ def _server_properties(run_dir: Path, port: int, cport: int, sasl_port: int) -> 
         "offsets.topic.num.partitions": 1,
         "transaction.state.log.num.partitions": 1,
         "share.coordinator.state.topic.num.partitions": 1,
+        # After a kill, the restarted controller lets the broker register again only once the
+        # killed incarnation's session has expired: 9 s by default, which made restart()
+        # take ~16 s instead of ~7 s. Heartbeats stay 4x more frequent than the timeout.
+        "broker.session.timeout.ms": 4000,
+        "broker.heartbeat.interval.ms": 1000,
         # Tests want consumers to get assignments at once, not after 3 s.
         "group.initial.rebalance.delay.ms": 0,
         # Topics are created explicitly; typos must fail rather than create topics.
@@ -555,7 +586,7 @@ def _ready(state: State, run_dir: Path) -> bool:
     return (
         _current(state)
         and _is_our_broker(int(state["pid"]), run_dir)
-        and _log_has_started(run_dir)
+        and _log_has_started(run_dir, int(state.get("log_offset", 0)))
         and api_versions_ok(state["bootstrap"])
         and api_versions_ok(state["sasl_bootstrap"])
     )
@@ -629,11 +660,10 @@ def start(
 
 
 def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float, sasl_port: int) -> State:
-    t0 = time.monotonic()
-    deadline = t0 + timeout  # covers storage format as well as broker startup
-    broker_port, sasl_port, controller_port = _pick_ports(port, sasl_port)
+    t0 = time.monotonic()  # the timeout covers storage format as well as broker startup
+    ports = _pick_ports(port, sasl_port)
     props = rdir / PROPERTIES_FILE
-    props.write_text(_server_properties(rdir, broker_port, controller_port, sasl_port))
+    props.write_text(_server_properties(rdir, ports[0], ports[2], ports[1]))
 
     cluster_id = _new_cluster_id()
     _run_checked(
@@ -648,14 +678,36 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float, sasl_port: i
         ],
         "kafka-storage format",
     )
+    try:
+        return _launch(cdir, rdir, ports, cluster_id, t0, timeout)
+    except KafkaError:
+        with contextlib.suppress(FileNotFoundError):
+            (rdir / STATE_FILE).unlink()
+        raise
 
-    with open(rdir / CONSOLE_LOG, "wb") as out:
+
+def _launch(
+    cdir: Path,
+    rdir: Path,
+    ports: tuple[int, int, int],
+    cluster_id: str,
+    t0: float,
+    timeout: float,
+) -> State:
+    """Run ``kafka.Kafka`` on rdir's server.properties (formatted storage) detached, record it
+    in the state file and wait until it is ready: the started line in this run's part of
+    server.log and ApiVersions answered on both client listeners. ``ports`` are (broker, SASL,
+    controller) as in server.properties. On failure dump the logs, kill it and raise."""
+    broker_port, sasl_port, controller_port = ports
+    deadline = t0 + timeout
+    log_offset = _file_size(rdir / SERVER_LOG)  # log4j2 appends: a restart adds to it
+    with open(rdir / CONSOLE_LOG, "ab") as out:
         # New session: the broker outlives this script and ignores our terminal's ^C.
         proc = subprocess.Popen(
             [
                 *_java_cmd(cdir, rdir, "-Xms256m", "-Xmx512m", "-XX:+UseG1GC"),
                 "kafka.Kafka",
-                str(props),
+                str(rdir / PROPERTIES_FILE),
             ],
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -670,11 +722,14 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float, sasl_port: i
         "pid": proc.pid,
         "run_dir": str(rdir),
         "version": STATE_VERSION,
+        "cluster_id": cluster_id,
+        "log_offset": log_offset,
     }
     (rdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     _log(
         f"broker pid {proc.pid} starting on {state['bootstrap']} "
-        f"(SASL_PLAINTEXT {state['sasl_bootstrap']}, controller :{controller_port})"
+        f"(SASL_PLAINTEXT {state['sasl_bootstrap']}, controller :{controller_port}, "
+        f"cluster {cluster_id})"
     )
 
     while True:
@@ -682,7 +737,7 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float, sasl_port: i
             reason = f"broker exited with code {proc.returncode} during startup"
             break
         if (
-            _log_has_started(rdir)
+            _log_has_started(rdir, log_offset)
             and api_versions_ok(state["bootstrap"])
             and api_versions_ok(state["sasl_bootstrap"])
         ):
@@ -698,9 +753,121 @@ def _start_fresh(cdir: Path, rdir: Path, port: int, timeout: float, sasl_port: i
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     _CHILDREN.pop(proc.pid, None)
-    with contextlib.suppress(FileNotFoundError):
-        (rdir / STATE_FILE).unlink()
     raise KafkaError(reason)
+
+
+# --------------------------------------------------------------------------
+# kill / restart: a crash and the same broker coming back
+# --------------------------------------------------------------------------
+
+
+def _kill_unlocked(rdir: Path) -> None:
+    state = _read_state(rdir)
+    if state is None:
+        return
+    pid = int(state["pid"])
+    if not _is_our_broker(pid, rdir):
+        return
+    _log(f"killing broker pid {pid} (SIGKILL)")
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # it leads its own session/group
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while _pid_alive(pid):
+        if time.monotonic() >= deadline:
+            raise KafkaError(f"broker pid {pid} still alive {KILL_WAIT_SECONDS:.0f}s after SIGKILL")
+        time.sleep(0.05)
+
+
+def kill(run_dir: str | os.PathLike[str] | None = None) -> None:
+    """SIGKILL the broker of run_dir (its process group) and wait until it is gone, keeping
+    its state file, properties and data for :func:`restart`. Never fails if none runs."""
+    rdir = _resolve_run_dir(run_dir)
+    if not rdir.is_dir():
+        return
+    with _locked(rdir):
+        _kill_unlocked(rdir)
+
+
+def _listener_ports(props: Path) -> tuple[int, int, int]:
+    """(broker, SASL, controller) ports of the listeners in an existing server.properties."""
+    try:
+        text = props.read_text()
+    except OSError as exc:
+        raise KafkaError(f"cannot read {props} ({exc}): run start first") from None
+    ports: dict[str, int] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if not sep or key.strip() != "listeners":
+            continue
+        for listener in value.split(","):
+            name, _, address = listener.strip().partition("://")
+            port = address.rpartition(":")[2]
+            if port.isdigit():
+                ports[name] = int(port)
+    try:
+        return ports["PLAINTEXT"], ports["SASL_PLAINTEXT"], ports["CONTROLLER"]
+    except KeyError:
+        raise KafkaError(
+            f"{props} lacks a PLAINTEXT, SASL_PLAINTEXT or CONTROLLER listener "
+            "(written by an older local_kafka.py?): run start for a fresh broker"
+        ) from None
+
+
+def _cluster_id(rdir: Path) -> str:
+    """The cluster id the storage format wrote into the data dir."""
+    meta = rdir / DATA_DIR / META_PROPERTIES
+    try:
+        text = meta.read_text()
+    except OSError:
+        raise KafkaError(f"no formatted storage ({meta} missing): run start first") from None
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "cluster.id" and value.strip():
+            return value.strip()
+    raise KafkaError(f"{meta} has no cluster.id")
+
+
+def _check_rebindable(ports: tuple[int, int, int]) -> None:
+    """Fail clearly if another process now listens on one of the broker's ports.
+
+    Binds as the broker's own listeners do, with SO_REUSEADDR (which the JVM sets on every
+    server socket): the killed broker's connections left in TIME_WAIT on these ports do not
+    block that, a listening socket does.
+    """
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError as exc:
+                raise KafkaError(f"port {port} on 127.0.0.1 is taken: {exc}") from exc
+
+
+def restart(run_dir: str | os.PathLike[str] | None = None, timeout: float = 90.0) -> State:
+    """Start the broker of run_dir again (after :func:`kill` or :func:`stop`) from its
+    existing properties and data dir: same cluster id, same ports, topics and committed
+    offsets kept. Returns the state like :func:`start`. A ready broker that still runs is
+    reused; one that runs but is not ready is killed first."""
+    cdir = fetch()
+    rdir = _resolve_run_dir(run_dir)
+    if not rdir.is_dir():
+        raise KafkaError(f"no broker run dir {rdir}: run start first")
+    with _locked(rdir):
+        t0 = time.monotonic()
+        state = _read_state(rdir)
+        if state is not None and _is_our_broker(int(state["pid"]), rdir):
+            if _ready(state, rdir):
+                _log(f"broker pid {state['pid']} still runs and is ready; nothing to restart")
+                return state
+            _log(f"broker pid {state['pid']} runs but is not ready; killing it first")
+            _kill_unlocked(rdir)
+        ports = _listener_ports(rdir / PROPERTIES_FILE)
+        cluster_id = _cluster_id(rdir)
+        _check_rebindable(ports)
+        # A failed restart leaves the state file naming the dead pid, as after kill().
+        return _launch(cdir, rdir, ports, cluster_id, t0, timeout)
 
 
 # --------------------------------------------------------------------------
@@ -720,9 +887,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_stop = sub.add_parser("stop", help="stop the broker (exit 0 if none runs)")
     p_status = sub.add_parser("status", help="print bootstrap, exit 0 if ready, else 1")
-    for p in (p_start, p_stop, p_status):
+    p_kill = sub.add_parser(
+        "kill", help="SIGKILL the broker, keeping its data for restart (exit 0 if none runs)"
+    )
+    p_restart = sub.add_parser(
+        "restart", help="start the killed/stopped broker again, same data and ports"
+    )
+    p_restart.add_argument("--timeout", type=float, default=90.0, help="readiness timeout, s")
+    for p in (p_start, p_stop, p_status, p_kill, p_restart):
         p.add_argument("--dir", dest="run_dir", default=None, help="broker run dir")
-    for p in (p_start, p_status):
+    for p in (p_start, p_status, p_restart):
         p.add_argument(
             "--sasl",
             action="store_true",
@@ -740,6 +914,11 @@ def main(argv: list[str] | None = None) -> int:
             print(state["sasl_bootstrap" if args.sasl else "bootstrap"])
         elif args.command == "stop":
             stop(args.run_dir)
+        elif args.command == "kill":
+            kill(args.run_dir)
+        elif args.command == "restart":
+            state = restart(args.run_dir, timeout=args.timeout)
+            print(state["sasl_bootstrap" if args.sasl else "bootstrap"])
         elif args.command == "status":
             state = status(args.run_dir)
             if state is None:
