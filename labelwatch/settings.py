@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest input message accepted; larger ones are dead-lettered as oversized.",
     )
+    kafka_session_timeout_seconds: float = Field(
+        60.0,
+        ge=6,
+        le=1800,
+        description=(
+            "Kafka consumer session timeout: how long the group waits for a worker that "
+            "stopped heartbeating (e.g. killed) before its partitions move."
+        ),
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT",
         description="Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",

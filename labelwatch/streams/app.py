@@ -184,6 +184,9 @@ def create_app(
         key_serializer="raw",
         value_serializer="raw",
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        # Heartbeats well inside the session timeout (Kafka's rule of thumb: a third).
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_seconds / 3),
         producer_max_request_size=settings.max_message_bytes + _HEADER_ROOM,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,

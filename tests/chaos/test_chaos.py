@@ -1,0 +1,133 @@
+"""Chaos scenarios against a real broker and real worker processes (short parameters; the
+full ones are in ``bench/chaos.py``).
+
+Every scenario consumes the same ledger (a shared data set's labels, privacy signals with a
+spike, poison messages of every kind including 1 MB ones, and re-sent duplicates) with a
+consumer group and store of its own, and must end exactly where the uninterrupted control
+run ends: every event id once in ClickHouse, no row written twice, every poison message
+dead-lettered, and every result table equal to the control's.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.conftest import Control, Shared
+from tests.chaos.harness import Run, rss_summary, verify
+
+pytestmark = [pytest.mark.broker, pytest.mark.chaos]
+
+
+def assert_same_as_control(shared: Shared, control: Control, run: Run) -> None:
+    verdict, _ = verify(shared.ledger, run, control.view)
+    detail = f"{verdict.as_dict()}; harness: {run.events}; logs in {run.directory}"
+    assert verdict.lost == 0 and verdict.duplicated == 0 and verdict.unexpected == 0, detail
+    assert verdict.raw_extra_rows == 0, detail
+    assert verdict.dead_letters_missing == 0, detail
+    assert verdict.tables_differing == [], detail
+    assert verdict.accuracy == control.verdict.accuracy, detail
+
+
+def test_the_uninterrupted_run_stores_every_event_once(
+    chaos_shared: Shared, chaos_control: Control
+) -> None:
+    v = chaos_control.verdict
+    counts = chaos_shared.ledger.counts()
+    assert counts["poison"] >= 40 and counts["duplicate"] >= 150
+    assert (v.lost, v.duplicated, v.unexpected, v.raw_extra_rows) == (0, 0, 0, 0), v
+    assert v.dead_letters_missing == 0 and v.dead_letters_repeated == 0, v
+    view = chaos_control.view
+    assert len(view.per_id["label_events"]) == counts["label"]
+    assert len(view.per_id["privacy_signals"]) == counts["signal"]
+    # The models did their job on the data set (DawidSkene in batch: 0.84).
+    assert v.accuracy is not None and v.accuracy > 0.78, v.accuracy
+    assert any(row[2] == "privacy_spike" for row in view.tables["alerts"])
+
+
+def test_sigkill_at_random_points_and_between_insert_and_commit(
+    chaos_shared: Shared, chaos_control: Control, tmp_path: Path
+) -> None:
+    rng = random.Random(11)
+    run = Run.new("kill", chaos_shared.env, tmp_path)
+    total = len(chaos_shared.ledger.records)
+    try:
+        # Killed right after its second ClickHouse insert: stored, not committed.
+        run.start(CHAOS_KILL_AFTER_INSERTS="2")
+        run.worker.process.wait(120)  # type: ignore[union-attr]
+        run.events.append("killed itself after insert 2")
+        run.worker = None
+        for fraction in sorted(rng.uniform(0.1, 0.8) for _ in range(3)):
+            run.start()
+            run.wait_progress(int(fraction * total) // 3)
+            time.sleep(rng.uniform(0.0, 1.5))
+            run.kill()
+        run.wait_done(300)
+        code, _ = run.stop()
+        assert code == 0
+    finally:
+        if run.worker is not None:
+            run.kill()
+    assert run.starts == 5
+    assert_same_as_control(chaos_shared, chaos_control, run)
+
+
+def test_sigterm_flushes_commits_and_exits_0_in_bounded_time(
+    chaos_shared: Shared, chaos_control: Control, tmp_path: Path
+) -> None:
+    run = Run.new("term", chaos_shared.env, tmp_path)
+    try:
+        run.start()
+        run.wait_progress(len(chaos_shared.ledger.records) // 4)
+        code, seconds = run.stop()
+        assert code == 0 and seconds < 30, run.events
+        lag_after_stop = run.lag()
+        assert lag_after_stop > 0  # stopped mid-run, so there is work left
+        run.start()
+        run.wait_done(300)
+        code, _ = run.stop()
+        assert code == 0
+    finally:
+        if run.worker is not None:
+            run.kill()
+    assert_same_as_control(chaos_shared, chaos_control, run)
+
+
+def test_a_clickhouse_outage_pauses_consumption_in_bounded_memory(
+    chaos_shared: Shared, chaos_control: Control, tmp_path: Path
+) -> None:
+    outage_s = 20.0
+    fail_file = tmp_path / "clickhouse-down"
+    run = Run.new("outage", chaos_shared.env, tmp_path)
+    stop_sampling = threading.Event()
+    try:
+        run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
+        sampler = run.sample_rss(stop_sampling)
+        run.wait_progress(len(chaos_shared.ledger.records) // 5)
+        fail_file.touch()
+        time.sleep(3)  # batches in flight finish or start failing
+        lag_at_start = run.lag()
+        before = len(run.rss_samples)
+        time.sleep(outage_s)
+        lag_at_end = run.lag()
+        during = [rss for _, rss in run.rss_samples[before:]]
+        assert run.worker is not None and run.worker.process.poll() is None, "worker died"
+        fail_file.unlink()
+        recovery_s = run.wait_done(300, restart_if_dead=False)
+        code, _ = run.stop()
+        assert code == 0
+    finally:
+        stop_sampling.set()
+        if run.worker is not None:
+            run.kill()
+    sampler.join()
+    # Nothing is committed while nothing can be stored...
+    assert lag_at_start > 0 and lag_at_end == lag_at_start, (lag_at_start, lag_at_end)
+    # ... and the worker does not buffer the backlog (it would grow by the whole ledger).
+    assert during and max(during) - min(during) < 64 * 2**20, rss_summary(run.rss_samples)
+    assert recovery_s < 120
+    assert_same_as_control(chaos_shared, chaos_control, run)
