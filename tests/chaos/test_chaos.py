@@ -18,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.chaos.conftest import Control, Shared
-from tests.chaos.harness import Run, rss_summary, verify
+from tests.chaos.harness import (
+    Run,
+    prepare_topics,
+    produce_ledger,
+    rss_summary,
+    settings_of,
+    verify,
+)
+from tests.conftest import _script
 
 pytestmark = [pytest.mark.broker, pytest.mark.chaos]
 
@@ -131,3 +139,38 @@ def test_a_clickhouse_outage_pauses_consumption_in_bounded_memory(
     assert during and max(during) - min(during) < 64 * 2**20, rss_summary(run.rss_samples)
     assert recovery_s < 120
     assert_same_as_control(chaos_shared, chaos_control, run)
+
+
+def test_a_broker_hard_restart_mid_run(
+    chaos_shared: Shared, chaos_control: Control, tmp_path: Path
+) -> None:
+    """A broker of its own (the session's serves the other tests), with the same topic names
+    and, with explicit partitions, the ledger at the same offsets: SIGKILLed mid-run and
+    started again on its data; a worker that gives up meanwhile is restarted."""
+    local_kafka = _script("local_kafka")
+    broker_dir = tmp_path / "broker"
+    broker_dir.mkdir()
+    state = local_kafka.start(run_dir=broker_dir, port=0, timeout=120.0)
+    try:
+        env = dict(chaos_shared.env, LABELWATCH_KAFKA_BOOTSTRAP=str(state["bootstrap"]))
+        prepare_topics(env)
+        produce_ledger(settings_of(env), chaos_shared.ledger)
+        run = Run.new("broker", env, tmp_path / "run")
+        try:
+            run.start()
+            run.wait_progress(len(chaos_shared.ledger.records) // 4)
+            local_kafka.kill(run_dir=broker_dir)
+            run.events.append("broker kill -9")
+            time.sleep(8)
+            restarted = local_kafka.restart(run_dir=broker_dir, timeout=120.0)
+            assert restarted["bootstrap"] == state["bootstrap"]
+            run.events.append("broker restarted")
+            run.wait_done(300)
+            code, _ = run.stop()
+            assert code == 0
+        finally:
+            if run.worker is not None:
+                run.kill()
+        assert_same_as_control(chaos_shared, chaos_control, run)
+    finally:
+        local_kafka.stop(run_dir=broker_dir)
