@@ -21,7 +21,6 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StringConstraints,
     field_validator,
@@ -48,7 +47,13 @@ class _InputEvent(BaseModel):
     @field_validator("ts", check_fields=False)
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            # A time at datetime's limits that its offset moves past year 1 or 9999
+            # ("9999-12-31T23:59:59-01:00"), found by tests/unit/test_decode_fuzz.py. As a
+            # ValueError it is reported like any other invalid field, beside the others.
+            raise ValueError("out of range once converted to UTC") from None
 
 
 class LabelEvent(_InputEvent):
@@ -119,7 +124,11 @@ REVOKING_KINDS: frozenset[str] = frozenset({"consent_revoked", "deletion_request
 MAX_ATTRIBUTES = 32
 AttributeKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 AttributeValue = (
-    Annotated[str, StringConstraints(max_length=256)] | StrictBool | StrictInt | StrictFloat
+    Annotated[str, StringConstraints(max_length=256)]
+    | StrictBool
+    | StrictInt
+    # Finite only: NaN and infinities cannot be stored (they came back as null).
+    | Annotated[float, Field(strict=True, allow_inf_nan=False)]
 )
 
 
