@@ -20,6 +20,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 # Room for the dead-letter headers on top of a maximal input message.
 _HEADER_ROOM = 64 * 1024
+# Exit code of a worker that stopped because processing a batch raised (EX_SOFTWARE).
+EXIT_PROCESSING_FAILED = 70
 # How often a worker sharing a ClickHouse server reads the revocations other workers stored.
 _REVOCATION_REFRESH_SECONDS = 5.0
 
@@ -213,6 +216,7 @@ def create_app(
     # use it.
     shared = _SharedResources(settings, metrics, FaustAlerts, alerts_topic)
     store = shared.store
+
     # The running agents' pipelines, told when a rebalance takes partitions away.
     pipelines: list[LabelPipeline | PrivacyPipeline] = []
 
@@ -332,7 +336,31 @@ async def _consume(
     async for events in cast("faust.Stream[Any]", stream).noack_take(
         settings.sink_batch_size, within=settings.sink_flush_seconds
     ):
-        await process([raw_message(e) for e in events])
+        try:
+            await process([raw_message(e) for e in events])
+        except Exception as exc:
+            # Output failures are retried inside ``process``; this is a bug (e.g. in a
+            # model). Faust would restart the agent and go on with the batch never acked:
+            # commits stall there while later batches are processed, and the models may be
+            # half-way through the batch. Exiting at once is loud instead, and exactly as
+            # safe as a SIGKILL (the chaos suite kills workers at every point): nothing
+            # unacked was committed, and the successor restores the models from ClickHouse
+            # and gets the batch again. (A graceful app.crash() could hang in Faust's agent
+            # supervisor, which is busy restarting the failed agent.)
+            first = events[0].message
+            log.critical(
+                "processing the batch from %s:%d offset %d failed (%s: %s); exiting with "
+                "code %d so that the batch is redelivered to a fresh worker",
+                first.topic,
+                first.partition,
+                first.offset,
+                type(exc).__name__,
+                exc,
+                EXIT_PROCESSING_FAILED,
+                exc_info=exc,
+            )
+            logging.shutdown()
+            os._exit(EXIT_PROCESSING_FAILED)
         for event in events:
             await stream.ack(event)
         _record_lag(app, metrics, events)

@@ -10,6 +10,10 @@ the ClickHouse insert (``ClickHouseWriter.insert_tables``):
 ``CHAOS_KILL_AFTER_INSERTS``
     SIGKILL the worker right after its N-th successful insert: the rows are stored, their
     offsets are not committed yet (the window a crash is worst in).
+``CHAOS_MODEL_FAILURE_MARKER``
+    Once (while this file does not exist yet; it is then created): a bug in the models,
+    raised after the 5th shard segment was learned, so the models have moved on and nothing
+    of the batch is stored.
 
 Nothing else differs from the real worker; production code has no fault hooks.
 """
@@ -22,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labelwatch.models.tracker import QualityTracker
 from labelwatch.sinks.clickhouse import ClickHouseWriter
 
 
@@ -41,6 +46,21 @@ def install() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     ClickHouseWriter.insert_tables = faulty_insert  # type: ignore[method-assign]
+
+    marker = os.environ.get("CHAOS_MODEL_FAILURE_MARKER")
+    learn = QualityTracker._learn
+    segments = 0
+
+    def faulty_learn(self: QualityTracker, *args: Any) -> Any:
+        nonlocal segments
+        result = learn(self, *args)
+        segments += 1
+        if marker and segments >= 5 and not Path(marker).exists():
+            Path(marker).touch()
+            raise RuntimeError("injected model failure (CHAOS_MODEL_FAILURE_MARKER)")
+        return result
+
+    QualityTracker._learn = faulty_learn  # type: ignore[method-assign]
 
 
 def main() -> int:

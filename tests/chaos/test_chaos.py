@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from labelwatch.streams.app import EXIT_PROCESSING_FAILED
 from tests.chaos.conftest import Control, Shared
 from tests.chaos.harness import (
     Run,
@@ -96,6 +97,31 @@ def test_sigterm_flushes_commits_and_exits_0_in_bounded_time(
         lag_after_stop = run.lag()
         assert lag_after_stop > 0  # stopped mid-run, so there is work left
         run.start()
+        run.wait_done(300)
+        code, _ = run.stop()
+        assert code == 0
+    finally:
+        if run.worker is not None:
+            run.kill()
+    assert_same_as_control(chaos_shared, chaos_control, run)
+
+
+def test_a_failure_inside_the_agent_stops_the_worker_instead_of_stalling(
+    chaos_shared: Shared, chaos_control: Control, tmp_path: Path
+) -> None:
+    """faust-streaming restarts a failed agent and goes on, the failed batch never acked:
+    commits stall there. The worker exits with code 70 instead; its successor
+    restores the models (which were half-way through the batch) and gets the batch again."""
+    marker = tmp_path / "failed-once"
+    run = Run.new("bug", chaos_shared.env, tmp_path)
+    try:
+        worker = run.start(CHAOS_MODEL_FAILURE_MARKER=str(marker))
+        code = worker.process.wait(120)
+        assert marker.exists()
+        assert code == EXIT_PROCESSING_FAILED, "the worker went on after its agent failed"
+        assert "injected model failure" in worker.log_path.read_text(errors="replace")
+        run.worker = None
+        run.events.append(f"exited {code} after the injected failure")
         run.wait_done(300)
         code, _ = run.stop()
         assert code == 0
