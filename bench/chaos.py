@@ -55,6 +55,14 @@ from tests.chaos.harness import (  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "chaos.json"
 PARTITIONS = 3
+# Every run started, so that a failure part-way leaves no worker behind.
+RUNS: list[Run] = []
+
+
+def new_run(name: str, env: dict[str, str], directory: Path) -> Run:
+    run = Run.new(name, env, directory)
+    RUNS.append(run)
+    return run
 
 
 def local_kafka() -> Any:
@@ -80,7 +88,7 @@ def finish(run: Run, timeout_s: float = 1800) -> float:
 
 
 def control_run(env: dict[str, str], root: Path) -> tuple[Run, float]:
-    run = Run.new("control", env, root / "control")
+    run = new_run("control", env, root / "control")
     started = time.monotonic()
     run.start()
     finish(run)
@@ -91,7 +99,7 @@ def kill_run(
     env: dict[str, str], root: Path, ledger: Ledger, kills: int, seed: int
 ) -> tuple[Run, dict[str, Any]]:
     rng = random.Random(seed)
-    run = Run.new("kill", env, root / "kill")
+    run = new_run("kill", env, root / "kill")
     total = len(ledger.records)
     recoveries = []
     started = time.monotonic()
@@ -120,7 +128,7 @@ def kill_run(
 
 
 def term_run(env: dict[str, str], root: Path, ledger: Ledger) -> tuple[Run, dict[str, Any]]:
-    run = Run.new("term", env, root / "term")
+    run = new_run("term", env, root / "term")
     total = len(ledger.records)
     exits = []
     run.start()
@@ -136,7 +144,7 @@ def term_run(env: dict[str, str], root: Path, ledger: Ledger) -> tuple[Run, dict
 def outage_run(
     env: dict[str, str], root: Path, ledger: Ledger, outage_s: float
 ) -> tuple[Run, dict[str, Any]]:
-    run = Run.new("outage", env, root / "outage")
+    run = new_run("outage", env, root / "outage")
     fail_file = run.directory / "clickhouse-down"
     stop = threading.Event()
     run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
@@ -177,7 +185,7 @@ def outage_run(
 def broker_run(
     env: dict[str, str], root: Path, ledger: Ledger, kafka: Any, broker_dir: Path
 ) -> tuple[Run, dict[str, Any]]:
-    run = Run.new("broker", env, root / "broker-run")
+    run = new_run("broker", env, root / "broker-run")
     run.start()
     run.wait_progress(len(ledger.records) // 3, timeout_s=900)
     kafka.kill(run_dir=broker_dir)
@@ -233,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             runs["broker"] = broker_run(env, root, ledger, kafka, broker_dir)
             report = summarize(ledger, control_verdict.as_dict(), control_s, control_view, runs)
         finally:
+            for run in RUNS:
+                if run.worker is not None and run.worker.process.poll() is None:
+                    run.kill()
             kafka.stop(run_dir=broker_dir)
     report["parameters"] = vars(args) | {"datasets": str(args.datasets)}
     print_table(report)

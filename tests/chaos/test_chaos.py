@@ -88,14 +88,24 @@ def test_sigkill_at_random_points_and_between_insert_and_commit(
 def test_sigterm_flushes_commits_and_exits_0_in_bounded_time(
     chaos_shared: Shared, chaos_control: Control, tmp_path: Path
 ) -> None:
+    """Twice: once in normal operation, once while ClickHouse is down (the retry loop must
+    not hold the shutdown)."""
+    fail_file = tmp_path / "clickhouse-down"
+    total = len(chaos_shared.ledger.records)
     run = Run.new("term", chaos_shared.env, tmp_path)
     try:
-        run.start()
-        run.wait_progress(len(chaos_shared.ledger.records) // 4)
+        run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
+        run.wait_progress(total // 4)
         code, seconds = run.stop()
         assert code == 0 and seconds < 30, run.events
-        lag_after_stop = run.lag()
-        assert lag_after_stop > 0  # stopped mid-run, so there is work left
+        assert run.lag() > 0  # stopped mid-run, so there is work left
+        run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
+        run.wait_progress(total // 2)
+        fail_file.touch()
+        time.sleep(4)  # inserts failing, the agent retrying
+        code, seconds = run.stop()
+        assert code == 0 and seconds < 30, run.events
+        fail_file.unlink()
         run.start()
         run.wait_done(300)
         code, _ = run.stop()
