@@ -309,6 +309,14 @@ class Run:
     def settings(self) -> Settings:
         return settings_of(self.env)
 
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Leave no worker behind, whatever happened."""
+        if self.worker is not None and self.worker.process.poll() is None:
+            self.kill()
+
     def start(self, **faults: str) -> WorkerProcess:
         """Start ``tests.chaos.faulty_worker`` with ``faults`` (CHAOS_* variables)."""
         self.starts += 1

@@ -62,9 +62,8 @@ def test_sigkill_at_random_points_and_between_insert_and_commit(
     chaos_shared: Shared, chaos_control: Control, tmp_path: Path
 ) -> None:
     rng = random.Random(11)
-    run = Run.new("kill", chaos_shared.env, tmp_path)
-    total = len(chaos_shared.ledger.records)
-    try:
+    with Run.new("kill", chaos_shared.env, tmp_path) as run:
+        total = len(chaos_shared.ledger.records)
         # Killed right after its second ClickHouse insert: stored, not committed.
         run.start(CHAOS_KILL_AFTER_INSERTS="2")
         run.worker.process.wait(120)  # type: ignore[union-attr]
@@ -78,9 +77,6 @@ def test_sigkill_at_random_points_and_between_insert_and_commit(
         run.wait_done(300)
         code, _ = run.stop()
         assert code == 0
-    finally:
-        if run.worker is not None:
-            run.kill()
     assert run.starts == 5
     assert_same_as_control(chaos_shared, chaos_control, run)
 
@@ -92,8 +88,7 @@ def test_sigterm_flushes_commits_and_exits_0_in_bounded_time(
     not hold the shutdown)."""
     fail_file = tmp_path / "clickhouse-down"
     total = len(chaos_shared.ledger.records)
-    run = Run.new("term", chaos_shared.env, tmp_path)
-    try:
+    with Run.new("term", chaos_shared.env, tmp_path) as run:
         run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
         run.wait_progress(total // 4)
         code, seconds = run.stop()
@@ -110,9 +105,6 @@ def test_sigterm_flushes_commits_and_exits_0_in_bounded_time(
         run.wait_done(300)
         code, _ = run.stop()
         assert code == 0
-    finally:
-        if run.worker is not None:
-            run.kill()
     assert_same_as_control(chaos_shared, chaos_control, run)
 
 
@@ -123,8 +115,7 @@ def test_a_failure_inside_the_agent_stops_the_worker_instead_of_stalling(
     commits stall there. The worker exits with code 70 instead; its successor
     restores the models (which were half-way through the batch) and gets the batch again."""
     marker = tmp_path / "failed-once"
-    run = Run.new("bug", chaos_shared.env, tmp_path)
-    try:
+    with Run.new("bug", chaos_shared.env, tmp_path) as run:
         worker = run.start(CHAOS_MODEL_FAILURE_MARKER=str(marker))
         code = worker.process.wait(120)
         assert marker.exists()
@@ -135,9 +126,6 @@ def test_a_failure_inside_the_agent_stops_the_worker_instead_of_stalling(
         run.wait_done(300)
         code, _ = run.stop()
         assert code == 0
-    finally:
-        if run.worker is not None:
-            run.kill()
     assert_same_as_control(chaos_shared, chaos_control, run)
 
 
@@ -146,29 +134,27 @@ def test_a_clickhouse_outage_pauses_consumption_in_bounded_memory(
 ) -> None:
     outage_s = 20.0
     fail_file = tmp_path / "clickhouse-down"
-    run = Run.new("outage", chaos_shared.env, tmp_path)
     stop_sampling = threading.Event()
-    try:
+    with Run.new("outage", chaos_shared.env, tmp_path) as run:
         run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
         sampler = run.sample_rss(stop_sampling)
-        run.wait_progress(len(chaos_shared.ledger.records) // 5)
-        fail_file.touch()
-        time.sleep(3)  # batches in flight finish or start failing
-        lag_at_start = run.lag()
-        before = len(run.rss_samples)
-        time.sleep(outage_s)
-        lag_at_end = run.lag()
-        during = [rss for _, rss in run.rss_samples[before:]]
-        assert run.worker is not None and run.worker.process.poll() is None, "worker died"
-        fail_file.unlink()
-        recovery_s = run.wait_done(300, restart_if_dead=False)
-        code, _ = run.stop()
-        assert code == 0
-    finally:
-        stop_sampling.set()
-        if run.worker is not None:
-            run.kill()
-    sampler.join()
+        try:
+            run.wait_progress(len(chaos_shared.ledger.records) // 5)
+            fail_file.touch()
+            time.sleep(3)  # batches in flight finish or start failing
+            lag_at_start = run.lag()
+            before = len(run.rss_samples)
+            time.sleep(outage_s)
+            lag_at_end = run.lag()
+            during = [rss for _, rss in run.rss_samples[before:]]
+            assert run.worker is not None and run.worker.process.poll() is None, "worker died"
+            fail_file.unlink()
+            recovery_s = run.wait_done(300, restart_if_dead=False)
+            code, _ = run.stop()
+            assert code == 0
+        finally:
+            stop_sampling.set()
+            sampler.join()
     # Nothing is committed while nothing can be stored...
     assert lag_at_start > 0 and lag_at_end == lag_at_start, (lag_at_start, lag_at_end)
     # ... and the worker does not buffer the backlog (it would grow by the whole ledger).
@@ -191,8 +177,7 @@ def test_a_broker_hard_restart_mid_run(
         env = dict(chaos_shared.env, LABELWATCH_KAFKA_BOOTSTRAP=str(state["bootstrap"]))
         prepare_topics(env)
         produce_ledger(settings_of(env), chaos_shared.ledger)
-        run = Run.new("broker", env, tmp_path / "run")
-        try:
+        with Run.new("broker", env, tmp_path / "run") as run:
             run.start()
             run.wait_progress(len(chaos_shared.ledger.records) // 4)
             local_kafka.kill(run_dir=broker_dir)
@@ -204,9 +189,6 @@ def test_a_broker_hard_restart_mid_run(
             run.wait_done(300)
             code, _ = run.stop()
             assert code == 0
-        finally:
-            if run.worker is not None:
-                run.kill()
         assert_same_as_control(chaos_shared, chaos_control, run)
     finally:
         local_kafka.stop(run_dir=broker_dir)

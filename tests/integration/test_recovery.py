@@ -19,6 +19,7 @@ from labelwatch.sinks.metrics import Metrics
 from labelwatch.sinks.migrations import migrate
 from labelwatch.streams.dead_letter import RawMessage
 from labelwatch.streams.pipeline import LabelPipeline
+from tests.resend import with_resends
 
 
 class NoDeadLetters:
@@ -154,16 +155,9 @@ def test_a_recreated_topic_does_not_inherit_the_old_topics_state(ch_settings: Se
 def resent(batch: list[RawMessage], every: int, lag: int) -> list[RawMessage]:
     """``batch`` with every ``every``-th message sent again ``lag`` messages later, at a new
     offset of its partition (offsets renumbered)."""
-    order: list[RawMessage] = []
-    pending: dict[int, list[RawMessage]] = {}
-    for i, message in enumerate(batch):
-        order.append(message)
-        order += pending.pop(i, [])
-        if i % every == 0:
-            pending.setdefault(i + lag, []).append(message)
     offsets = [0, 0]
     out = []
-    for m in order:
+    for m in with_resends(batch, every, lag):
         out.append(RawMessage(m.topic, m.partition, offsets[m.partition], m.key, m.value))
         offsets[m.partition] += 1
     return out

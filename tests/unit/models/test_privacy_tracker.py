@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from labelwatch.models.privacy import PrivacyConfig
 from labelwatch.models.privacy_tracker import PrivacyTracker
 from labelwatch.schemas import PrivacySignal, SourcePosition
+from tests.resend import with_resends
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -37,17 +38,6 @@ def positioned(stream: list[PrivacySignal]) -> list[tuple[PrivacySignal, SourceP
     return [(s, SourcePosition("privacy", 0, offset)) for offset, s in enumerate(stream)]
 
 
-def resent(stream: list[PrivacySignal], every: int, lag: int) -> list[PrivacySignal]:
-    out: list[PrivacySignal] = []
-    pending: dict[int, list[PrivacySignal]] = {}
-    for i, s in enumerate(stream):
-        out.append(s)
-        out += pending.pop(i, [])
-        if i % every == 0:
-            pending.setdefault(i + lag, []).append(s)
-    return out
-
-
 def tracker() -> PrivacyTracker:
     return PrivacyTracker(PrivacyConfig(), checkpoint_every=100)
 
@@ -69,7 +59,7 @@ def test_resent_signals_are_counted_once() -> None:
     ]
     assert expected  # the burst raises a spike
 
-    noisy = positioned(resent(base, every=4, lag=15))
+    noisy = positioned(with_resends(base, every=4, lag=15))
     t = tracker()
     t.restore("privacy", 0, None)
     outputs = alerts_of(t, noisy)
@@ -82,7 +72,7 @@ def test_resent_signals_are_counted_once() -> None:
 
 def test_a_restored_shard_still_recognises_resent_signals() -> None:
     base = signals(600)
-    noisy = positioned(resent(base, every=3, lag=30))
+    noisy = positioned(with_resends(base, every=3, lag=30))
     control = tracker()
     control.restore("privacy", 0, None)
     control_out = alerts_of(control, noisy)

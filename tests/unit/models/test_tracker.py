@@ -8,6 +8,7 @@ from itertools import islice, pairwise
 from labelwatch.models.tracker import QualityTracker
 from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.simulator import LabelingSimulator, SimulationConfig
+from tests.resend import with_resends
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -127,14 +128,7 @@ def with_duplicates(
 ) -> list[tuple[LabelEvent, SourcePosition]]:
     """``data`` with every ``every``-th event sent again ``lag`` events later, at new offsets
     of its partition (offsets renumbered per partition)."""
-    events_only = [e for e, _ in data]
-    stream: list[LabelEvent] = []
-    pending: dict[int, list[LabelEvent]] = {}
-    for i, event in enumerate(events_only):
-        stream.append(event)
-        stream += pending.pop(i, [])
-        if i % every == 0:
-            pending.setdefault(i + lag, []).append(event)
+    stream = with_resends([e for e, _ in data], every, lag)
     partitions = 1 + max(s.partition for _, s in data)
     offsets = [0] * partitions
     out = []
