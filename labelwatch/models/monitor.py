@@ -659,7 +659,10 @@ def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
         fields = {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"__object__": name, "fields": fields}
-    return {"__object__": name, "vars": _encode(dict(vars(value)))}
+    # ``_transient``: attributes derived from the others (caches), left out.
+    transient = getattr(cls, "_transient", ())
+    kept = {k: v for k, v in vars(value).items() if k not in transient}
+    return {"__object__": name, "vars": _encode(kept)}
 
 
 def _decode(value: Any) -> Any:
