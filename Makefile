@@ -10,7 +10,7 @@ DEBIAN_TOOLS := python3 scripts/debian_tools.py
 DEMO_SECONDS ?= 30
 
 .PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools schema clean \
-	bench-consensus bench-decode bench-drift bench-latency bench-privacy bench-chaos
+	bench-consensus bench-decode bench-drift bench-latency bench-privacy bench-chaos bench-throughput
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ bench-privacy: install ## privacy-spike detection delay and false alarms/day, fi
 
 bench-latency: install kafka-fetch debian-tools ## produce -> ClickHouse / Alertmanager latency at 2,000 events/s
 	$(BIN)/python bench/alert_latency.py
+
+# The quick mode (under 5 minutes); THROUGHPUT_ARGS= for the full 500k-event run.
+THROUGHPUT_ARGS ?= --quick
+bench-throughput: install kafka-fetch debian-tools ## one worker end to end vs a bare Faust agent, and p99 latency at 2,000 events/s
+	$(BIN)/python bench/throughput.py $(THROUGHPUT_ARGS)
 
 # CHAOS_ARGS=--quick for a smoke run (2 copies, 3 kills, 30 s outage).
 bench-chaos: install kafka-fetch ## kills, SIGTERM bounces, a 10-minute ClickHouse outage and a broker restart over ~100k events

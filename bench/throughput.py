@@ -1,0 +1,262 @@
+"""End-to-end throughput of one worker through the real broker, beside the bare-Faust ceiling.
+
+One run: a broker of its own (``scripts/local_kafka.py`` in a temporary directory), a topic
+with one partition, ``--events`` simulated labels produced before anything consumes them.
+Then, on that topic, each with a consumer group of its own:
+
+1. the ceiling: ``bench/bare_faust.py``, a Faust agent that only ``json.loads`` each value;
+   messages per second from its first message to its last;
+2. the worker (``labelwatch worker``, embedded chDB store, default batching): rows per second
+   into ``label_events``, from the first batch written to the last, read from the worker's
+   ``labelwatch_sink_rows_written_total{table="label_events"}`` every 0.2 s;
+3. latency: ``bench/alert_latency.py --quick`` at 2,000 events/s on the same broker, p99 from
+   production to the row in ClickHouse.
+
+Batched envelopes (many events in one message) are not implemented yet:
+``batched_events_per_second`` is null.
+
+Usage: ``.venv/bin/python bench/throughput.py [--quick] [--events N]``; prints a table,
+writes ``bench/results/throughput.json``; the last line of stdout is one JSON object with
+``events_per_second``, ``bare_faust_events_per_second``, ``ratio``,
+``batched_events_per_second`` and ``p99_latency_ms_at_2000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from labelwatch.settings import Settings
+from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event
+from labelwatch.streams.worker_process import WorkerProcess
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "throughput.json"
+
+
+def log(message: str) -> None:
+    print(f"[throughput] {message}", file=sys.stderr, flush=True)
+
+
+def local_kafka() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "local_kafka", REPO / "scripts" / "local_kafka.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def produce(bootstrap: str, topic: str, n: int) -> float:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        admin.close()
+    sim = LabelingSimulator(SimulationConfig(seed=5, events_per_second=500.0))
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1 << 20)
+    started = time.monotonic()
+    for label in islice(sim.labels(datetime(2026, 6, 1, tzinfo=UTC)), n):
+        producer.send(
+            topic, key=str(label.event["item_id"]).encode(), value=encode_event(label.event)
+        )
+    producer.flush()
+    producer.close()
+    return time.monotonic() - started
+
+
+def bare_faust(bootstrap: str, topic: str, n: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "bare_faust.py"),
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--events",
+            str(n),
+            "--group",
+            f"bare-{secrets.token_hex(3)}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    # Faust's worker redirects stdout to its log (stderr), so look in both.
+    found = [
+        line[line.index('{"events"') :]
+        for line in (out.stdout + out.stderr).splitlines()
+        if '{"events"' in line
+    ]
+    if not found:
+        raise RuntimeError(f"bare Faust run failed: {out.stderr[-2000:]}")
+    return dict(json.loads(found[-1]))
+
+
+def rows_written(worker: WorkerProcess) -> int:
+    for line in worker.get("/metrics").decode().splitlines():
+        if line.startswith('labelwatch_sink_rows_written_total{table="label_events"}'):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
+def worker_run(bootstrap: str, topic: str, n: int, tmp: Path) -> dict[str, Any]:
+    tag = secrets.token_hex(3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWATCH_")}
+    env.update(
+        {
+            "LABELWATCH_KAFKA_BOOTSTRAP": bootstrap,
+            "LABELWATCH_APP_ID": f"throughput-{tag}",
+            "LABELWATCH_TOPIC_LABELS": topic,
+            "LABELWATCH_TOPIC_PRIVACY": f"throughput-{tag}.privacy",
+            "LABELWATCH_TOPIC_DEAD_LETTER": f"throughput-{tag}.dead-letter",
+            "LABELWATCH_TOPIC_ALERTS": f"throughput-{tag}.alerts",
+            "LABELWATCH_TOPIC_PARTITIONS": "1",
+            "LABELWATCH_DATA_DIR": str(tmp / "worker"),
+            "LABELWATCH_WEB_PORT": str(free_port()),
+        }
+    )
+    prefix = "LABELWATCH_"
+    settings = Settings(
+        _env_file=None,
+        **{k[len(prefix) :].lower(): v for k, v in env.items() if k.startswith(prefix)},
+    )  # type: ignore[arg-type]
+    worker = WorkerProcess.start(settings, tmp / "worker.log", env=env)
+    try:
+        first: tuple[float, int] | None = None
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            now, rows = time.monotonic(), rows_written(worker)
+            if first is None and rows > 0:
+                first = (now, rows)
+            if rows >= n:
+                break
+            time.sleep(0.2)
+        else:
+            raise TimeoutError("the worker did not store every event in time")
+        cpu = _cpu_seconds(worker.process.pid)
+    finally:
+        worker.stop()
+    assert first is not None
+    took = now - first[0]
+    return {
+        "events": n,
+        "seconds": took,
+        "events_per_second": (n - first[1]) / took,
+        "worker_cpu_s": cpu,
+    }
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def latency(bootstrap: str, quick: bool) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "alert_latency.py"),
+        "--bootstrap",
+        bootstrap,
+        "--rate",
+        "2000",
+    ]
+    if quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"latency run failed: {out.stderr[-2000:]}")
+    return dict(json.loads(lines[-1]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--quick", action="store_true", help="100k events, 20 s latency run")
+    args = parser.parse_args()
+    if args.quick:
+        args.events = min(args.events, 100_000)
+    kafka = local_kafka()
+    with tempfile.TemporaryDirectory(prefix="labelwatch-throughput-") as name:
+        tmp = Path(name)
+        broker_dir = tmp / "broker"
+        broker_dir.mkdir()
+        state = kafka.start(run_dir=broker_dir, port=0, timeout=180.0)
+        bootstrap = str(state["bootstrap"])
+        try:
+            topic = f"throughput-{secrets.token_hex(3)}.labels"
+            produced_s = produce(bootstrap, topic, args.events)
+            log(f"produced {args.events} labels in {produced_s:.1f} s")
+            ceiling = bare_faust(bootstrap, topic, args.events)
+            log(f"bare Faust: {ceiling['events_per_second']:.0f} events/s")
+            pipeline = worker_run(bootstrap, topic, args.events, tmp)
+            log(f"worker: {pipeline['events_per_second']:.0f} events/s")
+            lat = latency(bootstrap, args.quick)
+            log(f"latency at 2,000/s: p99 {lat.get('p99_event_to_clickhouse_ms')} ms")
+        finally:
+            kafka.stop(run_dir=broker_dir)
+    summary = {
+        "events": args.events,
+        "events_per_second": round(pipeline["events_per_second"], 1),
+        "bare_faust_events_per_second": round(ceiling["events_per_second"], 1),
+        "ratio": round(pipeline["events_per_second"] / ceiling["events_per_second"], 4),
+        "batched_events_per_second": None,
+        "p99_latency_ms_at_2000": lat.get("p99_event_to_clickhouse_ms"),
+    }
+    result = {
+        "summary": summary,
+        "bare_faust": ceiling,
+        "worker": pipeline,
+        "latency": lat,
+        "quick": args.quick,
+        "measured": datetime.now(UTC).isoformat(),
+    }
+    print("| path | events | events/s | ratio to bare Faust |")
+    print("|---|---|---|---|")
+    print(
+        f"| bare Faust agent (json.loads only) | {args.events} | {ceiling['events_per_second']:.0f} | 1 |"
+    )
+    print(
+        f"| labelwatch worker, single events | {args.events} | {pipeline['events_per_second']:.0f} | {summary['ratio']:.3f} |"
+    )
+    print("| labelwatch worker, batched envelopes | | not implemented | |")
+    print(
+        f"p99 event -> ClickHouse at 2,000 events/s: {lat.get('p99_event_to_clickhouse_ms')} ms "
+        f"(achieved rate {lat.get('achieved_rate')}/s)"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
