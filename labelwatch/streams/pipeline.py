@@ -18,8 +18,9 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from labelwatch.models.revocations import Revocation, RevocationRegistry
 from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker
@@ -241,36 +242,16 @@ class LabelPipeline:
         for topic, partition in {(s.topic, s.partition) for _, s in valid}:
             if tracker.has_shard(topic, partition):
                 continue
-            topic_id = self._topic_ids.get(topic, "")
-            checkpoint = await self._read_back(
-                functools.partial(self._tables.load_checkpoint, topic, topic_id, partition)
+            stored = await read_stored_shard(
+                self._read_back,
+                self._tables,
+                "label_events",
+                self._tables.stored_labels_after,
+                (topic, self._topic_ids.get(topic, ""), partition),
+                tracker.dedup_window,
             )
-            after = -1 if checkpoint is None else checkpoint.last_offset
-            later = await self._read_back(
-                functools.partial(
-                    self._tables.stored_labels_after, topic, topic_id, partition, after
-                )
-            )
-            recent = await self._read_back(
-                functools.partial(
-                    self._tables.recent_event_ids,
-                    "label_events",
-                    topic,
-                    topic_id,
-                    partition,
-                    after,
-                    tracker.dedup_window,
-                )
-            )
-            restored = tracker.restore(topic, partition, checkpoint, later, recent)
-            log.info(
-                "shard %s:%d restored: checkpoint at offset %s, %d stored labels replayed, "
-                "%d recent event ids",
-                topic,
-                partition,
-                after,
-                len(later),
-                len(recent) + len(later),
+            restored = tracker.restore(
+                topic, partition, stored.checkpoint, stored.later, stored.recent_ids
             )
             out.extend(restored)
         return out
@@ -293,6 +274,54 @@ class LabelPipeline:
 
 
 E = TypeVar("E", LabelEvent, PrivacySignal)
+
+
+@dataclass
+class StoredShard(Generic[E]):
+    """What ClickHouse holds of a shard: its newest checkpoint, the events stored after it
+    (offset order), and the ids of the ``window`` events stored up to it (dedup window)."""
+
+    checkpoint: Checkpoint | None
+    later: list[tuple[E, SourcePosition]]
+    recent_ids: list[str]
+
+
+class ShardStore(Protocol):
+    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
+
+    def recent_event_ids(
+        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
+    ) -> list[str]: ...
+
+
+async def read_stored_shard(
+    read_back: Callable[[Callable[[], Any]], Awaitable[Any]],
+    tables: ShardStore,
+    table: str,
+    stored_after: Callable[[str, str, int, int], list[tuple[E, SourcePosition]]],
+    shard: tuple[str, str, int],
+    window: int,
+) -> StoredShard[E]:
+    """Read back what a shard's restore needs (``shard``: topic, topic id, partition), each
+    read through ``read_back`` (on the writer thread, retried)."""
+    topic, _, partition = shard
+    checkpoint = await read_back(functools.partial(tables.load_checkpoint, *shard))
+    after = -1 if checkpoint is None else checkpoint.last_offset
+    later = await read_back(functools.partial(stored_after, *shard, after))
+    recent = await read_back(
+        functools.partial(tables.recent_event_ids, table, *shard, after, window)
+    )
+    log.info(
+        "shard %s:%d restored: checkpoint at offset %s, %d stored events replayed from %s, "
+        "%d recent event ids",
+        topic,
+        partition,
+        after,
+        len(later),
+        table,
+        len(recent) + len(later),
+    )
+    return StoredShard(checkpoint, later, recent)
 
 
 async def decode_batch(

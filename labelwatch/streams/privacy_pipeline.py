@@ -55,6 +55,7 @@ from labelwatch.streams.pipeline import (
     DeadLetterOutput,
     Revocations,
     decode_batch,
+    read_stored_shard,
     retrying,
 )
 
@@ -209,34 +210,16 @@ class PrivacyPipeline:
         for topic, partition in sorted({(s.topic, s.partition) for _, s in valid}):
             if self._tracker.has_shard(topic, partition):
                 continue
-            topic_id = self._topic_ids.get(topic, "")
-            checkpoint = await self._read_back(
-                functools.partial(self._tables.load_checkpoint, topic, topic_id, partition)
+            stored = await read_stored_shard(
+                self._read_back,
+                self._tables,
+                "privacy_signals",
+                self._tables.stored_signals_after,
+                (topic, self._topic_ids.get(topic, ""), partition),
+                self._tracker.dedup_window,
             )
-            after = -1 if checkpoint is None else checkpoint.last_offset
-            later = await self._read_back(
-                functools.partial(
-                    self._tables.stored_signals_after, topic, topic_id, partition, after
-                )
-            )
-            recent = await self._read_back(
-                functools.partial(
-                    self._tables.recent_event_ids,
-                    "privacy_signals",
-                    topic,
-                    topic_id,
-                    partition,
-                    after,
-                    self._tracker.dedup_window,
-                )
-            )
-            restored = self._tracker.restore(topic, partition, checkpoint, later, recent)
-            log.info(
-                "privacy shard %s:%d restored: checkpoint at offset %s, %d stored signals replayed",
-                topic,
-                partition,
-                after,
-                len(later),
+            restored = self._tracker.restore(
+                topic, partition, stored.checkpoint, stored.later, stored.recent_ids
             )
             out.alerts += restored.alerts
         return out
