@@ -54,7 +54,17 @@ class AlertOutput(Protocol):
     async def publish(self, alerts: Sequence[Alert]) -> None: ...
 
 
-class TableOutput(Protocol):
+class ShardStore(Protocol):
+    """What every shard restore reads back (see :func:`read_stored_shard`)."""
+
+    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
+
+    def recent_event_ids(
+        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
+    ) -> list[str]: ...
+
+
+class TableOutput(ShardStore, Protocol):
     """Where rows go (ClickHouse). ``write_tables`` returns once all are durably stored; the
     other calls read back what shard recovery needs."""
 
@@ -62,15 +72,9 @@ class TableOutput(Protocol):
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
 
-    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
-
     def stored_labels_after(
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
-
-    def recent_event_ids(
-        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
-    ) -> list[str]: ...
 
 
 class Revocations:
@@ -284,14 +288,6 @@ class StoredShard(Generic[E]):
     checkpoint: Checkpoint | None
     later: list[tuple[E, SourcePosition]]
     recent_ids: list[str]
-
-
-class ShardStore(Protocol):
-    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
-
-    def recent_event_ids(
-        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
-    ) -> list[str]: ...
 
 
 async def read_stored_shard(

@@ -34,7 +34,6 @@ from typing import Any, Protocol, TypeVar
 
 from labelwatch.models.privacy_tracker import PrivacyOutput, PrivacyTracker
 from labelwatch.models.revocations import Revocation, revoked_label_alert
-from labelwatch.models.tracker import Checkpoint
 from labelwatch.schemas import (
     LabelEvent,
     PrivacySignal,
@@ -54,6 +53,7 @@ from labelwatch.streams.pipeline import (
     AlertOutput,
     DeadLetterOutput,
     Revocations,
+    ShardStore,
     decode_batch,
     read_stored_shard,
     retrying,
@@ -64,22 +64,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class PrivacyTableOutput(Protocol):
+class PrivacyTableOutput(ShardStore, Protocol):
     """Where privacy rows go, and what recovery and revocations read back (ClickHouse)."""
 
     async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]: ...
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
 
-    def load_checkpoint(self, topic: str, topic_id: str, partition: int) -> Checkpoint | None: ...
-
     def stored_signals_after(
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[PrivacySignal, SourcePosition]]: ...
-
-    def recent_event_ids(
-        self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int
-    ) -> list[str]: ...
 
     def labels_after_revocation(
         self, revocation: Revocation
