@@ -38,6 +38,19 @@ def messages(n: int, run_id: str = "sim") -> list[RawMessage]:
     return out
 
 
+def databases(ch_settings: Settings, n: int) -> list[Settings]:
+    """``ch_settings`` and ``n - 1`` more databases in the same store, all migrated."""
+    out = [ch_settings] + [
+        ch_settings.model_copy(update={"clickhouse_database": f"t_{secrets.token_hex(6)}"})
+        for _ in range(n - 1)
+    ]
+    for settings in out:
+        client = connect(settings=settings)
+        migrate(client, database_name(settings))
+        client.close()
+    return out
+
+
 def pipeline(settings: Settings, topic_id: str = "t1") -> tuple[LabelPipeline, ClickHouseWriter]:
     writer = ClickHouseWriter(connect(settings=settings), database_name(settings))
     tracker = QualityTracker(snapshot_seconds=10.0, checkpoint_every_labels=150)
@@ -98,12 +111,7 @@ def tables(settings: Settings) -> dict[str, Any]:
 
 def test_restart_recovers_models_exactly(ch_settings: Settings) -> None:
     data = messages(1200)
-    control = ch_settings
-    restarted = ch_settings.model_copy(update={"clickhouse_database": f"t_{secrets.token_hex(6)}"})
-    for settings in (control, restarted):
-        client = connect(settings=settings)
-        migrate(client, database_name(settings))
-        client.close()
+    control, restarted = databases(ch_settings, 2)
 
     p, writer = pipeline(control)
     feed(p, data)
@@ -128,9 +136,7 @@ def test_restart_recovers_models_exactly(ch_settings: Settings) -> None:
 
 
 def test_a_recreated_topic_does_not_inherit_the_old_topics_state(ch_settings: Settings) -> None:
-    client = connect(settings=ch_settings)
-    migrate(client, database_name(ch_settings))
-    client.close()
+    databases(ch_settings, 1)
     p, writer = pipeline(ch_settings, topic_id="old")
     feed(p, messages(400, run_id="old"))
     writer.close()
@@ -169,14 +175,7 @@ def test_events_sent_again_are_stored_and_counted_once_across_a_restart(
     clean = messages(1200)
     noisy = resent(clean, every=6, lag=90)
     assert len(noisy) - len(clean) > 150
-    runs = {
-        name: ch_settings.model_copy(update={"clickhouse_database": f"t_{secrets.token_hex(6)}"})
-        for name in ("clean", "noisy", "restarted")
-    }
-    for settings in runs.values():
-        client = connect(settings=settings)
-        migrate(client, database_name(settings))
-        client.close()
+    runs = dict(zip(("clean", "noisy", "restarted"), databases(ch_settings, 3), strict=True))
     for name, data in (("clean", clean), ("noisy", noisy)):
         p, writer = pipeline(runs[name])
         feed(p, data)
@@ -207,12 +206,7 @@ def test_a_partition_that_comes_back_after_a_rebalance_is_restored_from_the_stor
     """Worker A loses partition 0 to worker B, which advances it, then gets it back: A must
     not resume from the models it had (that would skip what B learned)."""
     data = messages(1500)
-    control = ch_settings
-    shared = ch_settings.model_copy(update={"clickhouse_database": f"t_{secrets.token_hex(6)}"})
-    for settings in (control, shared):
-        client = connect(settings=settings)
-        migrate(client, database_name(settings))
-        client.close()
+    control, shared = databases(ch_settings, 2)
     p, writer = pipeline(control)
     feed(p, data)
     writer.close()
