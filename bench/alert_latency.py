@@ -54,14 +54,12 @@ one-line JSON summary.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
 import platform
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -80,6 +78,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _support import free_port, script  # noqa: E402
 
 from labelwatch.settings import Settings  # noqa: E402
 from labelwatch.simulator import (  # noqa: E402
@@ -105,21 +105,6 @@ TITLES = {
 
 def log(msg: str) -> None:
     print(f"[alert_latency] {msg}", file=sys.stderr, flush=True)
-
-
-def script(name: str) -> ModuleType:
-    """One of the project's stdlib-only scripts (local_kafka, debian_tools) as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- traffic --------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ a one-line JSON summary.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import sys
@@ -39,6 +38,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _support import script  # noqa: E402
 
 from tests.chaos.harness import (  # noqa: E402
     Ledger,
@@ -63,16 +64,6 @@ def new_run(name: str, env: dict[str, str], directory: Path) -> Run:
     run = Run.new(name, env, directory)
     RUNS.append(run)
     return run
-
-
-def local_kafka() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "local_kafka", REPO / "scripts" / "local_kafka.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def log(message: str) -> None:
@@ -216,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.copies, args.kills, args.outage_seconds = 2, 3, 30.0
 
-    kafka = local_kafka()
+    kafka = script("local_kafka")
     with tempfile.TemporaryDirectory(prefix="labelwatch-chaos-") as tmp:
         root = Path(tmp)
         broker_dir = root / "broker"

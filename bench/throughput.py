@@ -24,11 +24,9 @@ writes ``bench/results/throughput.json``; the last line of stdout is one JSON ob
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +36,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from _support import free_port, script
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -51,22 +50,6 @@ RESULTS = REPO / "bench" / "results" / "throughput.json"
 
 def log(message: str) -> None:
     print(f"[throughput] {message}", file=sys.stderr, flush=True)
-
-
-def local_kafka() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "local_kafka", REPO / "scripts" / "local_kafka.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def produce(bootstrap: str, topic: str, n: int) -> float:
@@ -204,7 +187,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 100_000)
-    kafka = local_kafka()
+    kafka = script("local_kafka")
     with tempfile.TemporaryDirectory(prefix="labelwatch-throughput-") as name:
         tmp = Path(name)
         broker_dir = tmp / "broker"
