@@ -10,7 +10,8 @@ DEBIAN_TOOLS := python3 scripts/debian_tools.py
 DEMO_SECONDS ?= 30
 
 .PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools schema clean \
-	bench-consensus bench-decode bench-drift bench-latency bench-privacy bench-chaos bench-throughput
+	bench-consensus bench-decode bench-drift bench-latency bench-privacy bench-chaos bench-throughput \
+	bench-model bench-memory bench-scale-out
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -92,6 +93,15 @@ bench-throughput: install kafka-fetch debian-tools ## one worker end to end vs a
 # CHAOS_ARGS=--quick for a smoke run (2 copies, 3 kills, 30 s outage).
 bench-chaos: install kafka-fetch ## kills, SIGTERM bounces, a 10-minute ClickHouse outage and a broker restart over ~100k events
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+bench-model: install ## pure model path (replay): labels/s and the cost of each stage per event
+	$(BIN)/python bench/model_path.py $(MODEL_ARGS)
+
+bench-memory: install ## worker RSS per 100k tracked items and per 10k annotators
+	$(BIN)/python bench/memory.py $(MEMORY_ARGS)
+
+bench-scale-out: install kafka-fetch ## 1 vs 2 workers in one consumer group: speed-up and identical results
+	$(BIN)/python bench/scale_out.py $(SCALE_ARGS)
 
 clean: ## remove local state (not the cached Kafka jars)
 	rm -rf .labelwatch .pytest_cache .mypy_cache .ruff_cache
