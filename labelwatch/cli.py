@@ -126,6 +126,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         BEHAVIOURS,
         LabelingSimulator,
         SimulationConfig,
+        kafka_batches,
         kafka_records,
         malformed_messages,
         write_replay_files,
@@ -162,6 +163,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     ensure_topics(settings)
     bad = malformed_messages(args.seed, args.bad, max_message_bytes=settings.max_message_bytes)
     records = kafka_records(sim.labels(start), args.events, bad)
+    if args.batch > 1:
+        records = kafka_batches(records, args.batch, settings.topic_partitions)
     sent = produce(settings, settings.topic_labels, records, rate=args.rate)
     print(f"sent {sent} messages ({args.bad} malformed) to {settings.topic_labels}")
     return 0
@@ -408,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, help="events per second (default: max)")
     p.add_argument("--seed", type=int, default=1, help="simulator seed")
     p.add_argument("--bad", type=int, default=0, help="malformed messages to interleave")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        metavar="N",
+        help="send batched envelopes of up to N events per message (default: one event each; "
+        "--rate then counts messages)",
+    )
     p.add_argument("--run-id", default="sim", help="prefix of the generated event ids")
     p.add_argument(
         "--inject",

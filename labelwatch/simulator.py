@@ -29,7 +29,8 @@ import csv
 import json
 import math
 import random
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -313,6 +314,41 @@ def kafka_records(
 def encode_event(event: dict[str, object]) -> bytes:
     """The JSON bytes a producer would send for ``event``."""
     return json.dumps(event, separators=(",", ":")).encode()
+
+
+def encode_batch(events: Iterable[dict[str, object]]) -> bytes:
+    """The JSON bytes of a batched envelope holding ``events`` (``{"events": [...]}``)."""
+    return _envelope([encode_event(e) for e in events])
+
+
+def kafka_batches(
+    records: Iterable[tuple[bytes | None, bytes]], size: int, groups: int
+) -> Iterator[tuple[bytes | None, bytes]]:
+    """``records`` (keyed events, as :func:`kafka_records` makes) as batched envelopes of up
+    to ``size`` events; unkeyed (malformed) records pass through alone.
+
+    An envelope is one message, so all its events reach the same partition. Events are
+    grouped by a stable hash of their key into ``groups`` groups (use the topic's partition
+    count), an envelope holds events of one group only and is keyed by the group, so every
+    label of an item still reaches the same partition, as when sent one by one."""
+    pending: dict[int, list[bytes]] = {}
+    for key, value in records:
+        if key is None:
+            yield key, value
+            continue
+        group = zlib.crc32(key) % groups
+        events = pending.setdefault(group, [])
+        events.append(value)
+        if len(events) == size:
+            yield b"group-%d" % group, _envelope(events)
+            events.clear()
+    for group, events in pending.items():
+        if events:
+            yield b"group-%d" % group, _envelope(events)
+
+
+def _envelope(encoded: list[bytes]) -> bytes:
+    return b'{"events":[' + b",".join(encoded) + b"]}"
 
 
 def malformed_messages(seed: int, count: int, *, max_message_bytes: int) -> list[tuple[str, bytes]]:

@@ -368,12 +368,12 @@ class QualityTracker:
                     event, source = events[i]
                     consensus = ItemConsensus(item_id, label, confidence, n_votes, gold)
                     out.items.append(
-                        ItemSnapshot(project, consensus, False, event.ts, name, source.offset)
+                        ItemSnapshot(project, consensus, False, event.ts, name, source.sequence)
                     )
             last_event, last_source = events[indices[-1]]
             for closed in model.pop_closed():
                 out.items.append(
-                    ItemSnapshot(project, closed, True, last_event.ts, name, last_source.offset)
+                    ItemSnapshot(project, closed, True, last_event.ts, name, last_source.sequence)
                 )
         return outcomes
 

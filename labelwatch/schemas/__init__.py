@@ -11,12 +11,15 @@ from labelwatch.schemas.decode import (
     REJECTION_CODES,
     InvalidEvent,
     decode_label_event,
+    decode_label_message,
+    decode_privacy_message,
     decode_privacy_signal,
 )
 from labelwatch.schemas.events import (
     LABEL_EVENT_SCHEMA_VERSION,
     PRIVACY_SIGNAL_KINDS,
     SUPPORTED_LABEL_EVENT_VERSIONS,
+    LabelBatch,
     LabelEvent,
     PrivacySignal,
 )
@@ -28,15 +31,22 @@ __all__ = [
     "REJECTION_CODES",
     "SUPPORTED_LABEL_EVENT_VERSIONS",
     "InvalidEvent",
+    "LabelBatch",
     "LabelEvent",
     "PrivacySignal",
     "SourcePosition",
     "decode_label_event",
+    "decode_label_message",
+    "decode_privacy_message",
     "decode_privacy_signal",
     "json_schemas",
 ]
 
-_EXPORTED: dict[str, type[BaseModel]] = {"LabelEvent": LabelEvent, "PrivacySignal": PrivacySignal}
+_EXPORTED: dict[str, type[BaseModel]] = {
+    "LabelEvent": LabelEvent,
+    "LabelBatch": LabelBatch,
+    "PrivacySignal": PrivacySignal,
+}
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -8,12 +8,13 @@ JSON line/column, or field path).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from labelwatch.schemas.events import LabelEvent, PrivacySignal
+from labelwatch.schemas.events import LabelBatch, LabelEvent, PrivacySignal
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,13 +50,28 @@ class InvalidEvent(ValueError):
         Human-readable explanation naming the offending position or field(s).
     fields
         Dotted paths of the offending fields, when the problem is in fields.
+    index
+        For one event of a batched envelope: its position in ``events`` (else None).
+    element
+        For one event of a batched envelope: that event as compact JSON bytes, what the
+        dead-letter topic receives instead of the whole envelope (else None).
     """
 
-    def __init__(self, code: str, reason: str, fields: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        code: str,
+        reason: str,
+        fields: tuple[str, ...] = (),
+        *,
+        index: int | None = None,
+        element: bytes | None = None,
+    ) -> None:
         super().__init__(f"{code}: {reason}")
         self.code = code
         self.reason = reason
         self.fields = fields
+        self.index = index
+        self.element = element
 
 
 def decode_label_event(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
@@ -77,9 +93,68 @@ def decode_label_event(raw: bytes | None, *, max_bytes: int) -> LabelEvent:
     return decode_event(raw, LabelEvent, max_bytes=max_bytes)
 
 
+# A batched envelope is the object {"events": [...]} with no other key, so "events" is its
+# first key; a single event can never have that key (unknown fields are rejected).
+_ENVELOPE = re.compile(rb'\A\s*\{\s*"events"\s*:')
+
+
+def decode_label_message(raw: bytes | None, *, max_bytes: int) -> list[LabelEvent | InvalidEvent]:
+    """Validate one message value holding one label event or a batched envelope of them.
+
+    Returns the message's events in order, each either valid or an :class:`InvalidEvent`
+    with its ``index`` and ``element`` set, so that one bad event of an envelope is
+    dead-lettered alone. Raises :class:`InvalidEvent` when the message as a whole is
+    unusable: not an event, or an envelope that is not valid JSON, has other keys than
+    ``events``, or holds no or too many events.
+
+    Examples
+    --------
+    >>> good = b'{"event_id": "e1", "ts": "2026-01-01T10:00:00Z", "project": "p",'
+    >>> good += b' "item_id": "i1", "annotator_id": "a1", "label": "cat"}'
+    >>> out = decode_label_message(b'{"events": [' + good + b', {"label": 1}]}', max_bytes=4096)
+    >>> out[0].event_id, out[1].code, out[1].index, out[1].reason[:35]
+    ('e1', 'invalid_fields', 1, 'events[1]: event_id: Field required')
+    """
+    if raw is None or not _ENVELOPE.match(raw):
+        return [decode_event(raw, LabelEvent, max_bytes=max_bytes)]
+    try:
+        return list(decode_event(raw, LabelBatch, max_bytes=max_bytes).events)
+    except InvalidEvent as rejection:
+        if not _only_element_errors(rejection):
+            raise
+    # Some events are invalid and the envelope is otherwise fine: decode each on its own, so
+    # that each gets exactly the outcome it would get as a message of its own.
+    out: list[LabelEvent | InvalidEvent] = []
+    for index, element in enumerate(json.loads(raw)["events"]):
+        body = json.dumps(element, separators=(",", ":")).encode()
+        try:
+            out.append(decode_event(body, LabelEvent, max_bytes=max_bytes))
+        except InvalidEvent as bad:
+            reason = f"events[{index}]: {bad.reason}"
+            out.append(InvalidEvent(bad.code, reason, bad.fields, index=index, element=body))
+    return out
+
+
+def _only_element_errors(rejection: InvalidEvent) -> bool:
+    """True when every problem of an envelope is inside its events (``events.<i>...``)."""
+    if rejection.code not in (INVALID_FIELDS, UNSUPPORTED_VERSION) or not rejection.fields:
+        return False
+    for field in rejection.fields:
+        parts = field.split(".")
+        if len(parts) < 2 or parts[0] != "events" or not parts[1].isdigit():
+            return False
+    return True
+
+
 def decode_privacy_signal(raw: bytes | None, *, max_bytes: int) -> PrivacySignal:
     """Validate one message value as a :class:`PrivacySignal` (same rejections as labels)."""
     return decode_event(raw, PrivacySignal, max_bytes=max_bytes)
+
+
+def decode_privacy_message(raw: bytes | None, *, max_bytes: int) -> list[PrivacySignal]:
+    """A privacy message holds one signal (the privacy topic takes no batched envelopes);
+    as a list, like :func:`decode_label_message`."""
+    return [decode_privacy_signal(raw, max_bytes=max_bytes)]
 
 
 def decode_event(raw: bytes | None, model: type[M], *, max_bytes: int) -> M:
@@ -106,7 +181,7 @@ def _rejection(exc: ValidationError) -> InvalidEvent:
     if first["type"] == "json_invalid":
         detail = str(first.get("ctx", {}).get("error", first["msg"]))
         return InvalidEvent(INVALID_JSON, detail)
-    if first["type"] == "model_type":
+    if first["type"] == "model_type" and not first["loc"]:
         return InvalidEvent(NOT_AN_OBJECT, "JSON value is not an object")
     errors = _merge_union_errors(errors)
     fields = tuple(".".join(str(p) for p in e["loc"]) or _named_field(e["msg"]) for e in errors)

@@ -91,6 +91,37 @@ class LabelEvent(_InputEvent):
         return _known_version_of(value, SUPPORTED_LABEL_EVENT_VERSIONS)
 
 
+MAX_BATCH_EVENTS = 100_000
+"""Most events one batched envelope may carry (the message size limit applies as well)."""
+
+
+class LabelBatch(BaseModel):
+    """A batched envelope: one Kafka message carrying many label events.
+
+    The shape is ``{"events": [<label event>, ...]}`` and nothing else, so ``events`` is
+    necessarily the object's first key, which is how a message is recognised as an envelope
+    (see :func:`labelwatch.schemas.decode.decode_label_message`). Every element is a complete
+    :class:`LabelEvent` validated on its own; an invalid element is dead-lettered alone.
+
+    Examples
+    --------
+    >>> b = LabelBatch.model_validate_json(
+    ...     b'{"events": [{"event_id": "e1", "ts": "2026-01-01T10:00:00Z", "project": "p",'
+    ...     b' "item_id": "i1", "annotator_id": "a1", "label": "cat"}]}'
+    ... )
+    >>> [e.event_id for e in b.events]
+    ['e1']
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    events: list[LabelEvent] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_EVENTS,
+        description="The label events, in the order they are to be applied.",
+    )
+
+
 def _known_version_of(value: int, supported: frozenset[int]) -> int:
     if value not in supported:
         known = ", ".join(str(v) for v in sorted(supported))

@@ -51,6 +51,7 @@ LABEL_EVENT_COLUMNS: tuple[str, ...] = (
     "source_topic_id",
     "source_partition",
     "source_offset",
+    "source_index",
     "ingested_at",
     "consensus_label",
     "consensus_confidence",
@@ -124,6 +125,7 @@ PRIVACY_SIGNAL_COLUMNS: tuple[str, ...] = (
     "source_topic_id",
     "source_partition",
     "source_offset",
+    "source_index",
     "ingested_at",
 )
 REVOKED_ITEM_COLUMNS: tuple[str, ...] = (
@@ -229,6 +231,7 @@ def label_event_row(
         topic_id,
         source.partition,
         source.offset,
+        source.index,
         ingested_at,
         o.consensus_label,
         o.consensus_confidence,
@@ -337,6 +340,7 @@ def privacy_signal_row(
         topic_id,
         source.partition,
         source.offset,
+        source.index,
         ingested_at,
     )
 
@@ -468,20 +472,23 @@ class ClickHouseWriter:
         rows = self._shard_rows_after(
             "label_events", _STORED_LABEL_COLUMNS, topic, topic_id, partition, offset
         )
-        return [(_stored_label(row), SourcePosition(topic, partition, int(row[9]))) for row in rows]
+        return [
+            (_stored_label(row), SourcePosition(topic, partition, int(row[9]), int(row[10])))
+            for row in rows
+        ]
 
     def _shard_rows_after(
         self, table: str, columns: str, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[Sequence[Any]]:
-        """``columns`` plus ``source_offset`` of a shard's rows stored in ``table`` with
-        offsets above ``offset``, once per offset, in offset order."""
+        """``columns`` plus ``source_offset`` and ``source_index`` of a shard's rows stored in
+        ``table`` with offsets above ``offset``, once per event, in (offset, index) order."""
         # The database name is validated by Settings, table and columns are this module's
         # constants; all values are bound parameters.
         result = self._client.query(
-            f"SELECT {columns}, source_offset FROM {self._db}.{table} "  # noqa: S608
+            f"SELECT {columns}, source_offset, source_index FROM {self._db}.{table} "  # noqa: S608
             "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
             "AND source_partition = {partition:UInt32} AND source_offset > {offset:Int64} "
-            "ORDER BY source_offset LIMIT 1 BY source_offset",
+            "ORDER BY source_offset, source_index LIMIT 1 BY source_offset, source_index",
             parameters={
                 "topic": topic,
                 "topic_id": topic_id,
@@ -503,11 +510,12 @@ class ClickHouseWriter:
             return []
         result = self._client.query(
             f"SELECT event_id FROM ("  # noqa: S608
-            f"SELECT event_id, source_offset FROM {self._db}.{table} "
+            f"SELECT event_id, source_offset, source_index FROM {self._db}.{table} "
             "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
             "AND source_partition = {partition:UInt32} AND source_offset <= {offset:Int64} "
-            "ORDER BY source_offset DESC LIMIT 1 BY source_offset LIMIT {limit:UInt64}"
-            ") ORDER BY source_offset",
+            "ORDER BY source_offset DESC, source_index DESC "
+            "LIMIT 1 BY source_offset, source_index LIMIT {limit:UInt64}"
+            ") ORDER BY source_offset, source_index",
             parameters={
                 "topic": topic,
                 "topic_id": topic_id,
@@ -549,7 +557,7 @@ class ClickHouseWriter:
                 attributes={},
                 schema_version=row[9],
             )
-            out.append((signal, SourcePosition(topic, partition, int(row[10]))))
+            out.append((signal, SourcePosition(topic, partition, int(row[10]), int(row[11]))))
         return out
 
     def revocations(self) -> list[Revocation]:
@@ -569,7 +577,7 @@ class ClickHouseWriter:
         """Stored labels of a revoked item given at or after its revocation."""
         result = self._client.query(
             f"SELECT {_STORED_LABEL_COLUMNS}, source_topic, source_partition, "  # noqa: S608
-            f"source_offset FROM {self._db}.label_events FINAL "
+            f"source_offset, source_index FROM {self._db}.label_events FINAL "
             "WHERE project = {project:String} AND item_id = {item:String} "
             "AND ts >= {at:DateTime64(3, 'UTC')} ORDER BY ts",
             parameters={
@@ -579,7 +587,7 @@ class ClickHouseWriter:
             },
         )
         return [
-            (_stored_label(row), SourcePosition(row[9], int(row[10]), int(row[11])))
+            (_stored_label(row), SourcePosition(row[9], int(row[10]), int(row[11]), int(row[12])))
             for row in result.result_rows
         ]
 

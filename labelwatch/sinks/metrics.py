@@ -23,13 +23,13 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         self.events_consumed = Counter(
             "labelwatch_events_consumed",
-            "Messages read from input topics.",
+            "Events read from input topics (a message, or each event of a batched envelope).",
             ["topic"],
             registry=self.registry,
         )
         self.events_valid = Counter(
             "labelwatch_events_valid",
-            "Messages that validated as events.",
+            "Events that validated.",
             ["topic"],
             registry=self.registry,
         )

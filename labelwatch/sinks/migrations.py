@@ -68,7 +68,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 ADD COLUMN IF NOT EXISTS agrees Nullable(UInt8),
                 ADD COLUMN IF NOT EXISTS gold_correct Nullable(UInt8)
             """,
-            # Latest consensus per item; version = source offset, so the newest row wins.
+            # Latest consensus per item; version = source position (offset, then index in a
+            # batched envelope: SourcePosition.sequence), so the newest row wins.
             """
             CREATE TABLE IF NOT EXISTS {db}.item_consensus (
                 project LowCardinality(String),
@@ -448,6 +449,22 @@ MIGRATIONS: tuple[Migration, ...] = (
                 countIf(severity IN ('high', 'critical')) AS serious
             FROM {db}.privacy_signals FINAL
             GROUP BY project, kind, minute
+            """,
+        ),
+    ),
+    Migration(
+        6,
+        "batched_envelopes",
+        (
+            # An event's index in its message: 0, or its place in a batched envelope's
+            # "events". (source_partition, source_offset, source_index) names one event.
+            """
+            ALTER TABLE {db}.label_events
+                ADD COLUMN IF NOT EXISTS source_index UInt32 DEFAULT 0 AFTER source_offset
+            """,
+            """
+            ALTER TABLE {db}.privacy_signals
+                ADD COLUMN IF NOT EXISTS source_index UInt32 DEFAULT 0 AFTER source_offset
             """,
         ),
     ),

@@ -9,6 +9,8 @@ Value and key are the original bytes, untouched, so a fixed producer can re-send
 ``lw.source.topic``        topic the message was read from
 ``lw.source.partition``    its partition
 ``lw.source.offset``       its offset
+``lw.source.index``        only for one event of a batched envelope: its index in
+                           ``events`` (the value is then that event alone, as compact JSON)
 =========================  ==============================================================
 """
 
@@ -27,6 +29,7 @@ HEADER_FIELDS = "lw.error.fields"
 HEADER_TOPIC = "lw.source.topic"
 HEADER_PARTITION = "lw.source.partition"
 HEADER_OFFSET = "lw.source.offset"
+HEADER_INDEX = "lw.source.index"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +54,12 @@ class DeadLetter:
     source_partition: int
     source_offset: int
     value: bytes | None
+    source_index: int | None = None
 
 
 def dead_letter_headers(message: RawMessage, rejection: InvalidEvent) -> list[tuple[str, bytes]]:
-    """Kafka headers for a rejected message."""
-    return [
+    """Kafka headers for a rejected message (or one rejected event of an envelope)."""
+    headers = [
         (HEADER_CODE, rejection.code.encode()),
         (HEADER_REASON, rejection.reason.encode()),
         (HEADER_FIELDS, ",".join(rejection.fields).encode()),
@@ -63,6 +67,9 @@ def dead_letter_headers(message: RawMessage, rejection: InvalidEvent) -> list[tu
         (HEADER_PARTITION, str(message.partition).encode()),
         (HEADER_OFFSET, str(message.offset).encode()),
     ]
+    if rejection.index is not None:
+        headers.append((HEADER_INDEX, str(rejection.index).encode()))
+    return headers
 
 
 def parse_dead_letter(
@@ -78,6 +85,7 @@ def parse_dead_letter(
         source_partition=int(h[HEADER_PARTITION]),
         source_offset=int(h[HEADER_OFFSET]),
         value=value,
+        source_index=int(h[HEADER_INDEX]) if HEADER_INDEX in h else None,
     )
 
 
@@ -93,4 +101,7 @@ def read_dead_letters(
         fetch_max_bytes=64 * 1024 * 1024,  # dead letters keep oversized originals
     )
     found = [parse_dead_letter(r.headers, r.value) for r in records]
-    return sorted(found, key=lambda d: (d.source_topic, d.source_partition, d.source_offset))
+    return sorted(
+        found,
+        key=lambda d: (d.source_topic, d.source_partition, d.source_offset, d.source_index or 0),
+    )

@@ -13,6 +13,7 @@ grow without bound.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -29,7 +30,7 @@ from labelwatch.schemas import (
     LabelEvent,
     PrivacySignal,
     SourcePosition,
-    decode_label_event,
+    decode_label_message,
 )
 from labelwatch.schemas.alerts import Alert
 from labelwatch.sinks.clickhouse import sink_rows
@@ -160,7 +161,7 @@ class LabelPipeline:
         self._revoked.clear()
         valid = await decode_batch(
             batch,
-            functools.partial(decode_label_event, max_bytes=self._max_message_bytes),
+            functools.partial(decode_label_message, max_bytes=self._max_message_bytes),
             self._pseudonymize,
             self._dead_letters,
             self._metrics,
@@ -322,29 +323,40 @@ async def read_stored_shard(
 
 async def decode_batch(
     batch: Sequence[RawMessage],
-    decode: Callable[[bytes | None], E],
+    decode: Callable[[bytes | None], Sequence[E | InvalidEvent]],
     pseudonymize: Callable[[str], str] | None,
     dead_letters: DeadLetterOutput,
     metrics: Metrics,
     retry: Callable[[str, Callable[[], Awaitable[None]]], Awaitable[None]],
 ) -> list[tuple[E, SourcePosition]]:
     """Validate a batch: returns the valid events with their positions (annotator ids
-    pseudonymized when a pseudonymizer is given) once every invalid message has been
-    delivered to the dead-letter output; counts both."""
+    pseudonymized when a pseudonymizer is given) once every invalid message, or invalid
+    event of a batched envelope, has been delivered to the dead-letter output; counts both.
+
+    ``decode`` turns a message value into its events (one, or an envelope's), raising
+    :class:`InvalidEvent` when the message as a whole is unusable."""
     valid: list[tuple[E, SourcePosition]] = []
     rejects: list[tuple[RawMessage, InvalidEvent]] = []
     for message in batch:
         try:
-            event = decode(message.value)
+            decoded = decode(message.value)
         except InvalidEvent as rejection:
             rejects.append((message, rejection))
             continue
-        if pseudonymize is not None and event.annotator_id is not None:
-            event = event.model_copy(update={"annotator_id": pseudonymize(event.annotator_id)})
-        valid.append((event, SourcePosition(message.topic, message.partition, message.offset)))
-    for topic, n in Counter(message.topic for message in batch).items():
-        metrics.events_consumed.labels(topic).inc(n)
-    for topic, n in Counter(source.topic for _, source in valid).items():
+        for index, event in enumerate(decoded):
+            if isinstance(event, InvalidEvent):
+                # One event of an envelope: the dead-letter topic gets that event alone.
+                rejects.append((dataclasses.replace(message, value=event.element), event))
+                continue
+            if pseudonymize is not None and event.annotator_id is not None:
+                event = event.model_copy(update={"annotator_id": pseudonymize(event.annotator_id)})
+            source = SourcePosition(message.topic, message.partition, message.offset, index)
+            valid.append((event, source))
+    consumed = Counter(source.topic for _, source in valid)
+    rejected = Counter(message.topic for message, _ in rejects)
+    for topic in consumed.keys() | rejected.keys():
+        metrics.events_consumed.labels(topic).inc(consumed[topic] + rejected[topic])
+    for topic, n in consumed.items():
         metrics.events_valid.labels(topic).inc(n)
     if rejects:
         await retry("dead_letter", lambda: dead_letters.send(rejects))

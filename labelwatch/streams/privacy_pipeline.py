@@ -38,7 +38,7 @@ from labelwatch.schemas import (
     LabelEvent,
     PrivacySignal,
     SourcePosition,
-    decode_privacy_signal,
+    decode_privacy_message,
 )
 from labelwatch.schemas.alerts import Alert
 from labelwatch.sinks.clickhouse import (
@@ -125,7 +125,7 @@ class PrivacyPipeline:
         self._revoked.clear()
         valid = await decode_batch(
             batch,
-            functools.partial(decode_privacy_signal, max_bytes=self._max_message_bytes),
+            functools.partial(decode_privacy_message, max_bytes=self._max_message_bytes),
             self._pseudonymize,
             self._dead_letters,
             self._metrics,

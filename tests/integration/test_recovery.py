@@ -4,6 +4,7 @@ uninterrupted worker ends: checkpoint + stored labels + redelivered offsets skip
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -230,3 +231,65 @@ def test_a_partition_that_comes_back_after_a_rebalance_is_restored_from_the_stor
     assert got["items"] == expected["items"]
     assert got["reliability"] == expected["reliability"]
     assert got["alerts"] == expected["alerts"]
+
+
+def enveloped(data: list[RawMessage], size: int) -> list[RawMessage]:
+    """The same events as batched envelopes of up to ``size`` events per partition, in order."""
+    pending: dict[int, list[bytes]] = {0: [], 1: []}
+    offsets = [0, 0]
+    out = []
+
+    def flush(p: int) -> None:
+        body = b'{"events": [' + b", ".join(pending[p]) + b"]}"
+        out.append(RawMessage("labels", p, offsets[p], None, body))
+        offsets[p] += 1
+        pending[p] = []
+
+    for message in data:
+        assert message.value is not None
+        pending[message.partition].append(message.value)
+        if len(pending[message.partition]) == size:
+            flush(message.partition)
+    for p in (0, 1):
+        if pending[p]:
+            flush(p)
+    return out
+
+
+def test_batched_envelopes_end_like_single_events_across_a_restart(
+    ch_settings: Settings,
+) -> None:
+    data = messages(1200)
+    singles, batched = databases(ch_settings, 2)
+    p, writer = pipeline(singles)
+    feed(p, data)
+    writer.close()
+
+    envelopes = enveloped(data, 7)  # not a divisor of the checkpoint interval (150)
+    p, writer = pipeline(batched)
+    feed(p, envelopes[:110], size=9)
+    writer.close()  # the worker dies
+    p, writer = pipeline(batched)
+    feed(p, envelopes[95:], size=9)  # redelivered from before the crash point
+    writer.close()
+
+    expected, got = tables(singles), tables(batched)
+    assert got["labels"] == expected["labels"] == (1200, 1200)
+    assert got["label_rows"] == 1200
+    for table in ("outcomes", "items", "reliability", "activity"):
+        assert got[table] == expected[table], table
+    # Alerts name the offset they were raised at, which differs: compare what they say.
+    assert [a[1:3] for a in got["alerts"]] == [a[1:3] for a in expected["alerts"]]
+    client = connect(settings=batched)
+    positions = client.query(
+        f"SELECT source_partition, source_offset, source_index, event_id "
+        f"FROM {database_name(batched)}.label_events FINAL "
+        "ORDER BY source_partition, source_offset, source_index"
+    ).result_rows
+    client.close()
+    want = [
+        (m.partition, m.offset, i, e["event_id"])
+        for m in envelopes
+        for i, e in enumerate(json.loads(m.value or b"")["events"])
+    ]
+    assert positions == sorted(want)

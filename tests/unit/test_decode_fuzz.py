@@ -39,11 +39,14 @@ from labelwatch.schemas import (
 from labelwatch.schemas.decode import (
     EMPTY,
     INVALID_FIELDS,
+    INVALID_JSON,
     INVALID_UTF8,
     OVERSIZED,
     UNSUPPORTED_VERSION,
     decode_event,
     decode_label_event,
+    decode_label_message,
+    decode_privacy_message,
     decode_privacy_signal,
 )
 from labelwatch.schemas.events import (
@@ -55,7 +58,7 @@ from labelwatch.schemas.events import (
 )
 from labelwatch.simulator import LabelingSimulator, SimulationConfig, malformed_messages
 from labelwatch.sinks.metrics import Metrics
-from labelwatch.streams.dead_letter import RawMessage
+from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.pipeline import decode_batch
 
 MAX_BYTES = 4096
@@ -513,9 +516,9 @@ async def decode_with(
 ) -> Sequence[tuple[Event, SourcePosition]]:
     """decode_batch as each pipeline calls it, with a pseudonymizer."""
     if model is LabelEvent:
-        decode_label = functools.partial(decode_label_event, max_bytes=MAX_BYTES)
+        decode_label = functools.partial(decode_label_message, max_bytes=MAX_BYTES)
         return await decode_batch(batch, decode_label, pseudonym, dead_letters, metrics, no_retry)
-    decode_signal = functools.partial(decode_privacy_signal, max_bytes=MAX_BYTES)
+    decode_signal = functools.partial(decode_privacy_message, max_bytes=MAX_BYTES)
     return await decode_batch(batch, decode_signal, pseudonym, dead_letters, metrics, no_retry)
 
 
@@ -569,6 +572,105 @@ def test_decode_batch_accounts_for_every_message(model: Model, data: st.DataObje
             sample(metrics, "events_dead_lettered", topic=topic, code=code)
             == dead_counts[(topic, code)]
         )
+
+
+@st.composite
+def envelopes(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    """A batched envelope's raw text and its elements' raw texts: nearly valid label events,
+    now and then any JSON value."""
+    elements = draw(
+        st.lists(
+            near_valid_documents(LabelEvent) | json_values.map(lambda v: json.dumps(v).encode()),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    separator = draw(st.sampled_from([b", ", b",", b",\n  "]))
+    return b'{"events": [' + separator.join(elements) + b"]}", elements
+
+
+@settings(FUZZ, max_examples=200)
+@given(drawn=envelopes())
+def test_each_event_of_an_envelope_gets_the_outcome_it_gets_alone(
+    drawn: tuple[bytes, list[bytes]],
+) -> None:
+    raw, elements = drawn
+    try:
+        decoded = decode_label_message(raw, max_bytes=1 << 20)
+    except InvalidEvent as whole:
+        # Only when the envelope itself is broken: not JSON (an element's text is damaged).
+        check_rejection(whole, raw, 1 << 20)
+        assert whole.code in (INVALID_JSON, INVALID_UTF8) and whole.index is None
+        hypothesis.event(f"whole: {whole.code}")
+        return
+    assert len(decoded) == len(elements)
+    for index, (result, element) in enumerate(zip(decoded, elements, strict=True)):
+        alone = outcome(element, LabelEvent, max_bytes=1 << 20)
+        if isinstance(result, InvalidEvent):
+            hypothesis.event("element rejected")
+            assert isinstance(alone, InvalidEvent), (element, result)
+            assert (result.code, result.fields) == (alone.code, alone.fields)
+            assert result.index == index and result.reason.startswith(f"events[{index}]: ")
+            # The dead letter gets the element alone, as JSON equal to what was sent.
+            assert result.element is not None
+            assert json.loads(result.element) == json.loads(element)
+        else:
+            assert not isinstance(alone, InvalidEvent), (element, alone)
+            assert result == alone
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "reason_part"),
+    [
+        (b'{"events": []}', INVALID_FIELDS, "events: List should have at least 1 item"),
+        (b'{"events": {}}', INVALID_FIELDS, "events: Input should be a valid array"),
+        (b'{"events": [], "extra": 1}', INVALID_FIELDS, "extra: unknown field"),
+        (b'{"events": [1, ', "invalid_json", "EOF while parsing"),
+    ],
+)
+def test_a_broken_envelope_is_rejected_whole(raw: bytes, code: str, reason_part: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        decode_label_message(raw, max_bytes=4096)
+    assert caught.value.code == code and reason_part in caught.value.reason
+    assert caught.value.index is None
+
+
+def test_a_label_mentioning_events_is_not_an_envelope() -> None:
+    raw = (
+        LABEL_AT.replace(b'"label": "cat"', b'"label": "{\\"events\\": 1}"')
+        % b"2026-01-01T00:00:00Z"
+    )
+    (event,) = decode_label_message(raw, max_bytes=4096)
+    assert isinstance(event, LabelEvent) and event.label == '{"events": 1}'
+
+
+def test_decode_batch_dead_letters_one_event_of_an_envelope_and_keeps_the_rest() -> None:
+    good = [LABEL_AT.replace(b"e-1", b"e-%d" % i) % b"2026-01-01T00:00:00Z" for i in range(3)]
+    bad = b'{"event_id": "e-x", "label": 5}'
+    envelope = b'{"events": [' + b", ".join([good[0], bad, good[1], good[2]]) + b"]}"
+    batch = [
+        RawMessage("labels", 0, 7, b"k", good[0].replace(b"e-0", b"single")),
+        RawMessage("labels", 0, 8, b"k", envelope),
+    ]
+    dead_letters = RecordingDeadLetters()
+    metrics = Metrics()
+
+    valid = asyncio.run(decode_with(LabelEvent, batch, dead_letters, metrics))
+
+    assert [(e.event_id, s.offset, s.index) for e, s in valid] == [
+        ("single", 7, 0),
+        ("e-0", 8, 0),
+        ("e-1", 8, 2),
+        ("e-2", 8, 3),
+    ]
+    ((message, rejection),) = dead_letters.calls[0]
+    assert (message.offset, message.key, rejection.index) == (8, b"k", 1)
+    assert json.loads(message.value or b"") == json.loads(bad)
+    assert rejection.reason.startswith("events[1]: ") and "label" in rejection.fields
+    headers = dict(dead_letter_headers(message, rejection))
+    assert headers["lw.source.offset"] == b"8" and headers["lw.source.index"] == b"1"
+    assert sample(metrics, "events_consumed", topic="labels") == 5
+    assert sample(metrics, "events_valid", topic="labels") == 4
 
 
 # --------------------------------------------------------------------------------------------
