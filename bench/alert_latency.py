@@ -883,6 +883,7 @@ def main() -> None:
         "alerts": result["alerts"],
         "p50_event_to_clickhouse_ms": lat["event_to_clickhouse"]["p50_ms"],
         "p99_event_to_clickhouse_ms": lat["event_to_clickhouse"]["p99_ms"],
+        "p50_event_to_alert_clickhouse_ms": lat["event_to_alert_clickhouse"]["p50_ms"],
         "p99_event_to_alert_clickhouse_ms": lat["event_to_alert_clickhouse"]["p99_ms"],
         "p99_event_to_alertmanager_ms": lat["event_to_alertmanager"]["p99_ms"],
         "poll_interval_ms": result["poll_interval_ms"],

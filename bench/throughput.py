@@ -12,8 +12,11 @@ Then, on that topic, each with a consumer group of its own:
 3. latency: ``bench/alert_latency.py --quick`` at 2,000 events/s on the same broker, p99 from
    production to the row in ClickHouse.
 
-Batched envelopes (many events in one message) are not implemented yet:
-``batched_events_per_second`` is null.
+4. batched envelopes: the same events produced to another topic in envelopes of
+   ``--envelope`` events (1,000 by default), the worker's rows per second as in 2
+   (``batched_events_per_second``);
+5. in the full run, latency at 1,000, 2,000 and 5,000 events/s (p50 and p99 to the row and
+   to the alert in ClickHouse).
 
 Usage: ``.venv/bin/python bench/throughput.py [--quick] [--events N]``; prints a table,
 writes ``bench/results/throughput.json``; the last line of stdout is one JSON object with
@@ -31,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -41,7 +45,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from labelwatch.settings import Settings
-from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event
+from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event, kafka_batches
 from labelwatch.streams.worker_process import WorkerProcess
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,19 +56,31 @@ def log(message: str) -> None:
     print(f"[throughput] {message}", file=sys.stderr, flush=True)
 
 
-def produce(bootstrap: str, topic: str, n: int) -> float:
+def produce(bootstrap: str, topic: str, n: int, envelope: int = 1) -> float:
+    """``n`` simulated labels to a new one-partition ``topic``: one per message, or in
+    batched envelopes of ``envelope`` events."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         admin.close()
     sim = LabelingSimulator(SimulationConfig(seed=5, events_per_second=500.0))
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, batch_size=1 << 20)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks=1,
+        linger_ms=20,
+        batch_size=1 << 20,
+        max_request_size=8 << 20,
+    )
     started = time.monotonic()
-    for label in islice(sim.labels(datetime(2026, 6, 1, tzinfo=UTC)), n):
-        producer.send(
-            topic, key=str(label.event["item_id"]).encode(), value=encode_event(label.event)
-        )
+    records: Iterable[tuple[bytes | None, bytes]] = (
+        (str(label.event["item_id"]).encode(), encode_event(label.event))
+        for label in islice(sim.labels(datetime(2026, 6, 1, tzinfo=UTC)), n)
+    )
+    if envelope > 1:
+        records = kafka_batches(records, envelope, 1)
+    for key, value in records:
+        producer.send(topic, key=key, value=value)
     producer.flush()
     producer.close()
     return time.monotonic() - started
@@ -162,14 +178,14 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def latency(bootstrap: str, quick: bool) -> dict[str, Any]:
+def latency(bootstrap: str, quick: bool, rate: int = 2000) -> dict[str, Any]:
     cmd = [
         sys.executable,
         str(REPO / "bench" / "alert_latency.py"),
         "--bootstrap",
         bootstrap,
         "--rate",
-        "2000",
+        str(rate),
     ]
     if quick:
         cmd.append("--quick")
@@ -183,7 +199,10 @@ def latency(bootstrap: str, quick: bool) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--quick", action="store_true", help="100k events, 20 s latency run")
+    parser.add_argument(
+        "--quick", action="store_true", help="100k events, one 20 s latency run at 2,000/s"
+    )
+    parser.add_argument("--envelope", type=int, default=1000, help="events per batched envelope")
     args = parser.parse_args()
     if args.quick:
         args.events = min(args.events, 100_000)
@@ -200,10 +219,22 @@ def main() -> int:
             log(f"produced {args.events} labels in {produced_s:.1f} s")
             ceiling = bare_faust(bootstrap, topic, args.events)
             log(f"bare Faust: {ceiling['events_per_second']:.0f} events/s")
-            pipeline = worker_run(bootstrap, topic, args.events, tmp)
+            pipeline = worker_run(bootstrap, topic, args.events, tmp / "single")
             log(f"worker: {pipeline['events_per_second']:.0f} events/s")
-            lat = latency(bootstrap, args.quick)
-            log(f"latency at 2,000/s: p99 {lat.get('p99_event_to_clickhouse_ms')} ms")
+            batched_topic = f"throughput-{secrets.token_hex(3)}.batched"
+            produced_s = produce(bootstrap, batched_topic, args.events, args.envelope)
+            log(
+                f"produced {args.events} labels in envelopes of {args.envelope} in {produced_s:.1f} s"
+            )
+            batched = worker_run(bootstrap, batched_topic, args.events, tmp / "batched")
+            log(f"worker, batched envelopes: {batched['events_per_second']:.0f} events/s")
+            rates = [2000] if args.quick else [1000, 2000, 5000]
+            latencies = {}
+            for rate in rates:
+                latencies[rate] = latency(bootstrap, args.quick, rate)
+                p99 = latencies[rate].get("p99_event_to_clickhouse_ms")
+                log(f"latency at {rate}/s: p99 {p99} ms")
+            lat = latencies[2000]
         finally:
             kafka.stop(run_dir=broker_dir)
     summary = {
@@ -211,14 +242,15 @@ def main() -> int:
         "events_per_second": round(pipeline["events_per_second"], 1),
         "bare_faust_events_per_second": round(ceiling["events_per_second"], 1),
         "ratio": round(pipeline["events_per_second"] / ceiling["events_per_second"], 4),
-        "batched_events_per_second": None,
+        "batched_events_per_second": round(batched["events_per_second"], 1),
         "p99_latency_ms_at_2000": lat.get("p99_event_to_clickhouse_ms"),
     }
     result = {
         "summary": summary,
         "bare_faust": ceiling,
         "worker": pipeline,
-        "latency": lat,
+        "worker_batched": dict(batched, events_per_envelope=args.envelope),
+        "latency": {str(rate): value for rate, value in latencies.items()},
         "quick": args.quick,
         "measured": datetime.now(UTC).isoformat(),
     }
@@ -230,11 +262,22 @@ def main() -> int:
     print(
         f"| labelwatch worker, single events | {args.events} | {pipeline['events_per_second']:.0f} | {summary['ratio']:.3f} |"
     )
-    print("| labelwatch worker, batched envelopes | | not implemented | |")
     print(
-        f"p99 event -> ClickHouse at 2,000 events/s: {lat.get('p99_event_to_clickhouse_ms')} ms "
-        f"(achieved rate {lat.get('achieved_rate')}/s)"
+        f"| labelwatch worker, envelopes of {args.envelope} | {args.events} | "
+        f"{batched['events_per_second']:.0f} | "
+        f"{batched['events_per_second'] / ceiling['events_per_second']:.3f} |"
     )
+    print()
+    print(
+        "| rate (events/s) | achieved | p50 to ClickHouse (ms) | p99 to ClickHouse (ms) | p50 to alert (ms) | p99 to alert (ms) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for rate, value in latencies.items():
+        print(
+            f"| {rate} | {value.get('achieved_rate')} | {value.get('p50_event_to_clickhouse_ms')} | "
+            f"{value.get('p99_event_to_clickhouse_ms')} | {value.get('p50_event_to_alert_clickhouse_ms')} | "
+            f"{value.get('p99_event_to_alert_clickhouse_ms')} |"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(summary))
