@@ -150,9 +150,9 @@ class _Annotator:
         self.drifting: set[str] = set()  # drift detectors in an episode
 
 
-ReliabilityLookup = Callable[[str], tuple[int, float, float, float]]
-"""annotator -> (labels, accuracy, accuracy_low, accuracy_high) of its current reliability
-estimate."""
+ReliabilityLookup = Callable[[str], tuple[int, float, float, float] | None]
+"""annotator -> (labels, accuracy, accuracy_low, accuracy_high) of its reliability estimate,
+or None while there is none to go by (the rules that need it then wait)."""
 
 
 def reliability_lookup(reliability: AnnotatorReliability) -> ReliabilityLookup:
@@ -375,7 +375,8 @@ class AnnotatorMonitor:
             # themselves; the reliability model, which weighs every vote by its annotator,
             # must not see the annotator as clearly better than halfway from chance.
             chance = 1.0 / n_classes
-            blind = reliability(annotator)[3] < chance + 0.5 * (1.0 - chance)
+            estimate = reliability(annotator)
+            blind = estimate is not None and estimate[3] < chance + 0.5 * (1.0 - chance)
         if "spammer_suspected" not in state.open:
             if fast:
                 reason = (
@@ -452,7 +453,10 @@ class AnnotatorMonitor:
         cfg = self.config
         if n_classes < 2:
             return
-        n, accuracy, low, high = reliability(annotator)
+        estimate = reliability(annotator)
+        if estimate is None:
+            return
+        n, accuracy, low, high = estimate
         chance = 1.0 / n_classes
         state.informativeness = min(max((accuracy - chance) / (1.0 - chance), 0.0), 1.0) ** 2
         if state.n < cfg.low_reliability_min_labels:

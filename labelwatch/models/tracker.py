@@ -28,7 +28,7 @@ new offset) is recognised within the shard's last ``dedup_window`` labels
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
 from labelwatch.models.dedup import RecentIds
 from labelwatch.models.drift import AnswerContext
-from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig, reliability_lookup
+from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig
 from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.schemas.alerts import Alert, alert_id
 
@@ -129,6 +129,9 @@ class QualityOutput:
         self.alerts += other.alerts
 
 
+Reliability = tuple[int, float, float, float]
+
+
 @dataclass
 class _Shard:
     key: ShardKey
@@ -141,6 +144,9 @@ class _Shard:
     since_checkpoint: int = 0
     touched: dict[str, set[str]] = field(default_factory=dict)  # project -> annotators
     next_snapshot: float | None = None  # event time (s) of the next reliability snapshot
+    # project -> annotator -> (labels, accuracy, low, high) at its latest snapshot: what the
+    # annotator monitor judges by (see _watch).
+    published: dict[str, dict[str, Reliability]] = field(default_factory=dict)
 
 
 class QualityTracker:
@@ -197,6 +203,10 @@ class QualityTracker:
             shard.n_labels = checkpoint.n_labels
             shard.next_snapshot = data["next_snapshot"]
             shard.touched = {p: set(a) for p, a in data["touched"].items()}
+            shard.published = {
+                p: {a: (int(v[0]), v[1], v[2], v[3]) for a, v in published.items()}
+                for p, published in data.get("published", {}).items()
+            }
         self._shards[shard.key] = shard
         out = QualityOutput()
         replay = [(e, p) for e, p in later if p.offset > shard.last_offset]
@@ -361,7 +371,10 @@ class QualityTracker:
             monitor = shard.monitors.get(project)
             if monitor is None:
                 monitor = shard.monitors[project] = AnnotatorMonitor(self.monitor_config)
-            out.alerts += _watch(monitor, model, project, name, events, indices, reads.contexts)
+            published = shard.published.setdefault(project, {})
+            out.alerts += _watch(
+                monitor, model, published, project, name, events, indices, reads.contexts
+            )
             for item_id, (i, (label, confidence)) in last_read.items():
                 if item_id in model:
                     n_votes, gold = model.votes_and_gold(item_id)
@@ -384,9 +397,15 @@ class QualityTracker:
         name = shard_name(shard.key)
         for project, annotators in shard.touched.items():
             reliability = shard.models[project].reliability
+            published = shard.published.setdefault(project, {})
             for annotator in sorted(annotators):
-                out.annotators.append(
-                    _annotator_snapshot(tick, project, name, reliability, annotator)
+                snapshot = _annotator_snapshot(tick, project, name, reliability, annotator)
+                out.annotators.append(snapshot)
+                published[annotator] = (
+                    snapshot.n_labels,
+                    snapshot.accuracy,
+                    snapshot.accuracy_low,
+                    snapshot.accuracy_high,
                 )
         shard.touched = {}
 
@@ -399,6 +418,7 @@ class QualityTracker:
             "monitors": {p: m.to_state() for p, m in shard.monitors.items()},
             "next_snapshot": shard.next_snapshot,
             "touched": {p: sorted(a) for p, a in shard.touched.items()},
+            "published": shard.published,
         }
         return Checkpoint(
             key[0],
@@ -412,15 +432,23 @@ class QualityTracker:
 def _watch(
     monitor: AnnotatorMonitor,
     model: StreamingConsensus,
+    published: Mapping[str, Reliability],
     project: str,
     shard: str,
     events: Sequence[tuple[LabelEvent, SourcePosition]],
     indices: Sequence[int],
     contexts: Sequence[AnswerContext | None],
 ) -> list[Alert]:
-    """Run the annotator monitor over one project's labels of a segment; the alerts raised."""
+    """Run the annotator monitor over one project's labels of a segment; the alerts raised.
+
+    The reliability the monitor judges by is each annotator's at its latest snapshot
+    (``published``, what ``annotator_reliability`` shows), not the model's now: the monitor
+    runs after the whole segment was learned, so "now" would depend on where the batch
+    ended, and a restart, a rebalance or another worker, which cut the stream elsewhere,
+    would raise different alerts. Snapshots are taken at event-time ticks (see ``_learn``),
+    whatever the batches."""
     reliability = model.reliability
-    lookup = reliability_lookup(reliability)
+    lookup = published.get
 
     alerts: list[Alert] = []
     for i, ctx in zip(indices, contexts, strict=True):

@@ -189,3 +189,33 @@ def test_a_restored_shard_recognises_duplicates_of_labels_before_its_checkpoint(
     resumed = run(recovered, noisy[cut:])
     assert [d for out in resumed for d in out.duplicates] == control_flags[cut:]
     assert consensus_view(recovered) == consensus_view(control)
+
+
+def alerts_with_batches(data: list[tuple[LabelEvent, SourcePosition]], batch: int) -> list[tuple]:
+    outputs = run(fresh(), data, batch)
+    # Sorted: within a batch, alerts come project by project.
+    return sorted(
+        (a.offset, a.kind, a.state, a.annotator_id, a.opened_offset, a.detector)
+        for out in outputs
+        for a in out.alerts
+    )
+
+
+def test_alerts_do_not_depend_on_how_the_stream_is_cut_into_batches() -> None:
+    # Spammers and drifters, so that alerts open and resolve; a restart, a rebalance or a
+    # second worker cuts the stream differently and must raise the same alerts.
+    sim = LabelingSimulator(
+        SimulationConfig(
+            seed=8,
+            events_per_second=5.0,
+            behaviours={"spammer_random": 2, "spammer_constant": 1, "drifter": 2},
+        )
+    )
+    data = []
+    for offset, label in enumerate(islice(sim.labels(START), 6000)):
+        event = LabelEvent.model_validate(label.event, strict=False)
+        data.append((event, SourcePosition("labels", 0, offset)))
+    expected = alerts_with_batches(data, 1)
+    assert len({a[1] for a in expected}) >= 2
+    for batch in (7, 100, 1000):
+        assert alerts_with_batches(data, batch) == expected, batch
