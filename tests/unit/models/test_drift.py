@@ -237,3 +237,20 @@ def test_monitor_state_survives_a_checkpoint() -> None:
     got = [f for d, p in tail for f in resumed.observe(*d, position=p)]
     assert expected and got == expected
     assert any(f.kind == "annotator_drift" and f.annotator == "a0" for f in got)
+
+
+def test_copied_answers_keep_the_most_recently_updated_pairs_at_the_cap() -> None:
+    watch = CopiedAnswers(max_pairs=1000)
+    for n in range(5000):  # each update pairs a new annotator with "hub": one new pair each
+        watch.update(f"a{n}", 0, [("hub", 0)])
+        assert len(watch.pairs) <= 1100
+    kept = {a if b == "hub" else b for a, b in watch.pairs}
+    # Only pairs evicted least recently first: the newest 1000 are all there.
+    assert {f"a{n}" for n in range(4000, 5000)} <= kept
+    assert "a0" not in kept and len(kept) >= 1000
+    # A pair touched again is recent again and survives the next evictions.
+    watch.update("a4000", 1, [("hub", 0)])
+    for n in range(5000, 5999):
+        watch.update(f"a{n}", 0, [("hub", 0)])
+    assert CopiedAnswers.key("a4000", "hub") in watch.pairs
+    assert CopiedAnswers.key("a4001", "hub") not in watch.pairs
