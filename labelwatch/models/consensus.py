@@ -35,6 +35,7 @@ of a stream are less accurate than later ones.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -499,42 +500,77 @@ class StreamingConsensus(base.Base):
 
     # --- state ------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
-        """Learned state (this model's and its reliability model's) as JSON-compatible data."""
+        """Learned state (this model's and its reliability model's) as JSON-compatible data.
+
+        The open items are stored column by column (their votes flattened), built with
+        numpy rather than item by item: a checkpoint of 50k items took 0.7 s before."""
         rel = self.reliability
         k = rel.n_classes
-        annotator_ids = rel.annotators
-        items = []
-        for slot in self._sweep_order().tolist():
-            n = int(self.n_votes_[slot])
-            items.append(
-                [
-                    self._ids[slot],
-                    [annotator_ids[a] for a in self.votes_annotator_[slot, :n].tolist()],
-                    self.votes_label_[slot, :n].tolist(),
-                    self.posterior_[slot, :k].tolist(),
-                    int(self.gold_[slot]),
-                    None if np.isnan(self.last_seen_[slot]) else float(self.last_seen_[slot]),
-                ]
-            )
+        order = self._sweep_order()
+        n_votes = self.n_votes_[order]
+        width = int(n_votes.max()) if len(order) else 0
+        voted = np.arange(width) < n_votes[:, None]
+        last_seen = self.last_seen_[order]
         return {
             "reliability": rel.to_state(),
             "class_mass": self.class_mass_[:k].tolist(),
             "n_labels": self.n_labels_,
-            "items": items,
+            "columns": {
+                "ids": [self._ids[slot] for slot in order.tolist()],
+                "annotator_ids": rel.annotators,  # what the votes' annotator numbers index
+                "n_votes": n_votes.tolist(),
+                "vote_annotators": self.votes_annotator_[order, :width][voted].tolist(),
+                "vote_labels": self.votes_label_[order, :width][voted].tolist(),
+                "posterior": self.posterior_[order, :k].ravel().tolist(),
+                "gold": self.gold_[order].tolist(),
+                # NaN (never seen) as null: JSON has no NaN.
+                "last_seen": [None if math.isnan(t) else t for t in last_seen.tolist()],
+            },
             "closed": [[c.item, c.label, c.confidence, c.n_votes, c.gold] for c in self._closed],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Replace the learned state with one produced by :meth:`to_state`."""
+        """Replace the learned state with one produced by :meth:`to_state` (this release's
+        columns, or the item lists of checkpoints written before)."""
         rel = self.reliability
         rel.load_state(state["reliability"])
         k = rel.n_classes
+        columns = state.get("columns")
+        n_items = len(columns["ids"]) if columns is not None else len(state["items"])
         self._slots, self._ids, self._free = {}, [], []
-        self._allocate(max(64, len(state["items"])))
+        self._allocate(max(64, n_items))
         self.class_mass_ = np.zeros(rel.class_capacity)
         self.class_mass_[:k] = state["class_mass"]
         self.n_labels_ = int(state["n_labels"])
-        for item_id, annotators, labels, posterior, gold, last_seen in state["items"]:
+        if columns is not None:
+            self._load_columns(columns, k)
+        else:
+            self._load_items(state["items"], k)
+        self._closed = [ItemConsensus(*c) for c in state["closed"]]
+
+    def _load_columns(self, columns: dict[str, Any], k: int) -> None:
+        slots = np.asarray([self._item_slot(item) for item in columns["ids"]], dtype=np.int64)
+        n_votes = np.asarray(columns["n_votes"], dtype=np.int32)
+        width = int(n_votes.max()) if len(slots) else 0
+        voted = np.arange(width) < n_votes[:, None]
+        annotator_slot = np.asarray(
+            [self.reliability.slot(a) for a in columns["annotator_ids"]], dtype=np.int32
+        )
+        votes = np.zeros((len(slots), width), dtype=np.int32)
+        votes[voted] = annotator_slot[np.asarray(columns["vote_annotators"], dtype=np.int64)]
+        self.votes_annotator_[slots, :width] = votes
+        votes[voted] = columns["vote_labels"]
+        self.votes_label_[slots, :width] = votes
+        self.n_votes_[slots] = n_votes
+        self.posterior_[slots, :k] = np.asarray(columns["posterior"]).reshape(len(slots), k)
+        self.gold_[slots] = columns["gold"]
+        self.last_seen_[slots] = np.asarray(columns["last_seen"], dtype=np.float64)  # None: NaN
+        self.sweep_[: len(slots)] = slots
+        self.sweep_state_[:] = (0, len(slots))
+
+    def _load_items(self, items: list[Any], k: int) -> None:
+        rel = self.reliability
+        for item_id, annotators, labels, posterior, gold, last_seen in items:
             slot = self._item_slot(item_id)
             n = len(labels)
             self.votes_annotator_[slot, :n] = [rel.slot(a) for a in annotators]
@@ -546,4 +582,3 @@ class StreamingConsensus(base.Base):
             head, size = (int(v) for v in self.sweep_state_)
             self.sweep_[(head + size) % self.sweep_.shape[0]] = slot
             self.sweep_state_[1] = size + 1
-        self._closed = [ItemConsensus(*c) for c in state["closed"]]

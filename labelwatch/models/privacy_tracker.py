@@ -17,6 +17,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pydantic_core import to_json
+
 from labelwatch.models.dedup import RecentIds
 from labelwatch.models.privacy import PrivacyConfig, PrivacyFinding, PrivacyMonitor
 from labelwatch.models.tracker import Checkpoint, shard_name
@@ -152,7 +154,7 @@ class PrivacyTracker:
         """The shard's state now (and reset its countdown)."""
         shard = self._shards[(topic, partition)]
         shard.since_checkpoint = 0
-        state = json.dumps(shard.monitor.to_state(), separators=(",", ":"))
+        state = to_json(shard.monitor.to_state()).decode()
         return Checkpoint(topic, partition, shard.last_offset, shard.n_signals, state)
 
     def drop(self, topic: str, partition: int) -> None:

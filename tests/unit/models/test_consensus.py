@@ -170,3 +170,66 @@ def test_a_corrected_gold_answer_updates_gold_accuracy() -> None:
     model.learn_one({"item": "g", "annotator": "a", "label": "y", "gold": "y"})
     report = model.reliability.report("a")
     assert (report.gold_seen, report.gold_accuracy, report.n_labels) == (1, 1.0, 1)
+
+
+def _learned(seed: int = 3, n: int = 600) -> StreamingConsensus:
+    rng = random.Random(seed)
+    model = StreamingConsensus()
+    for i in range(n):
+        item = f"i{rng.randrange(150)}"
+        label = rng.choice(["cat", "dog", "cow"])
+        gold = "cat" if item.endswith("7") else None
+        model.learn_one(
+            {
+                "item": item,
+                "annotator": f"a{rng.randrange(12)}",
+                "label": label,
+                "gold": gold,
+                "ts": float(i),
+            }
+        )
+    return model
+
+
+def _view(model: StreamingConsensus) -> dict[str, Any]:
+    return {
+        item: (c.label, round(c.confidence, 12), c.n_votes, c.gold)
+        for item in model.items
+        for c in [model.consensus(item)]
+    }
+
+
+def test_state_round_trips_and_learning_continues_identically() -> None:
+    original = _learned()
+    restored = StreamingConsensus()
+    restored.load_state(original.to_state())
+    assert _view(restored) == _view(original) and len(_view(original)) > 100
+    more = [
+        {"item": f"i{n % 170}", "annotator": f"a{n % 13}", "label": "dog", "ts": 1000.0 + n}
+        for n in range(300)
+    ]
+    for model in (original, restored):
+        model.learn_many(more)
+    assert _view(restored) == _view(original)
+
+
+def test_checkpoints_of_earlier_releases_still_load() -> None:
+    """Before the column layout, a checkpoint listed each item with its votes."""
+    original = _learned(seed=4)
+    state = original.to_state()
+    columns = state.pop("columns")
+    ids, n_votes = columns["ids"], columns["n_votes"]
+    k = len(columns["posterior"]) // max(1, len(ids))
+    items, at = [], 0
+    for i, (item, n) in enumerate(zip(ids, n_votes, strict=True)):
+        annotators = [columns["annotator_ids"][a] for a in columns["vote_annotators"][at : at + n]]
+        labels = columns["vote_labels"][at : at + n]
+        posterior = columns["posterior"][i * k : (i + 1) * k]
+        items.append(
+            [item, annotators, labels, posterior, columns["gold"][i], columns["last_seen"][i]]
+        )
+        at += n
+    state["items"] = items
+    restored = StreamingConsensus()
+    restored.load_state(state)
+    assert _view(restored) == _view(original)
