@@ -124,6 +124,7 @@ def rows_written(worker: WorkerProcess) -> int:
 
 
 def worker_run(bootstrap: str, topic: str, n: int, tmp: Path) -> dict[str, Any]:
+    tmp.mkdir(parents=True, exist_ok=True)
     tag = secrets.token_hex(3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWATCH_")}
     env.update(
