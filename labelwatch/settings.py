@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     sink_batch_size: int = Field(
         5000, ge=1, le=1_000_000, description="Maximum rows per ClickHouse insert."
     )
+    sink_batch_bytes: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Maximum message bytes the models and one insert take at a time (batched "
+        "envelopes carry many events per message).",
+    )
     sink_flush_seconds: float = Field(
         1.0, gt=0, le=300, description="Maximum time an event waits before its batch is written."
     )

@@ -331,39 +331,72 @@ async def _consume(
     stream: faust.StreamT[Any],
     process: Callable[[list[RawMessage]], Awaitable[None]],
 ) -> None:
-    """Hand the stream to ``process`` a batch at a time; ack a batch once it returned."""
+    """Hand the stream to ``process`` a batch at a time; ack a batch once it returned.
+
+    A batch is at most ``sink_batch_size`` messages, and is handed over in chunks of at most
+    ``sink_batch_bytes``: a batched envelope carries many events, so 5,000 envelopes of
+    1,000 events would otherwise be 5 million events in one step of the models and one
+    insert, with the event loop (and /metrics, /health) blocked all along."""
     # noack_take is on faust.Stream (what agents get), not on the StreamT interface.
-    async for events in cast("faust.Stream[Any]", stream).noack_take(
+    async for taken in cast("faust.Stream[Any]", stream).noack_take(
         settings.sink_batch_size, within=settings.sink_flush_seconds
     ):
-        try:
-            await process([raw_message(e) for e in events])
-        except Exception as exc:
-            # Output failures are retried inside ``process``; this is a bug (e.g. in a
-            # model). Faust would restart the agent and go on with the batch never acked:
-            # commits stall there while later batches are processed, and the models may be
-            # half-way through the batch. Exiting at once is loud instead, and exactly as
-            # safe as a SIGKILL (the chaos suite kills workers at every point): nothing
-            # unacked was committed, and the successor restores the models from ClickHouse
-            # and gets the batch again. (A graceful app.crash() could hang in Faust's agent
-            # supervisor, which is busy restarting the failed agent.)
-            first = events[0].message
-            log.critical(
-                "processing the batch from %s:%d offset %d failed (%s: %s); exiting with "
-                "code %d so that the batch is redelivered to a fresh worker",
-                first.topic,
-                first.partition,
-                first.offset,
-                type(exc).__name__,
-                exc,
-                EXIT_PROCESSING_FAILED,
-                exc_info=exc,
-            )
-            logging.shutdown()
-            os._exit(EXIT_PROCESSING_FAILED)
-        for event in events:
-            await stream.ack(event)
-        _record_lag(app, metrics, events)
+        for events in _chunks(taken, settings.sink_batch_bytes):
+            await _process_and_ack(app, metrics, stream, process, events)
+
+
+def _chunks(events: Sequence[Any], max_bytes: int) -> list[Sequence[Any]]:
+    """``events`` in order, cut so that each piece's message values add up to at most
+    ``max_bytes`` (a piece holds at least one message)."""
+    out: list[Sequence[Any]] = []
+    start, size = 0, 0
+    for i, event in enumerate(events):
+        n = len(event.message.value or b"")
+        if i > start and size + n > max_bytes:
+            out.append(events[start:i])
+            start, size = i, 0
+        size += n
+    if start < len(events):
+        out.append(events[start:])
+    return out
+
+
+async def _process_and_ack(
+    app: faust.App,
+    metrics: Metrics,
+    stream: faust.StreamT[Any],
+    process: Callable[[list[RawMessage]], Awaitable[None]],
+    events: Sequence[Any],
+) -> None:
+    """Process ``events``, then ack them (or exit: see below)."""
+    try:
+        await process([raw_message(e) for e in events])
+    except Exception as exc:
+        # Output failures are retried inside ``process``; this is a bug (e.g. in a
+        # model). Faust would restart the agent and go on with the batch never acked:
+        # commits stall there while later batches are processed, and the models may be
+        # half-way through the batch. Exiting at once is loud instead, and exactly as
+        # safe as a SIGKILL (the chaos suite kills workers at every point): nothing
+        # unacked was committed, and the successor restores the models from ClickHouse
+        # and gets the batch again. (A graceful app.crash() could hang in Faust's agent
+        # supervisor, which is busy restarting the failed agent.)
+        first = events[0].message
+        log.critical(
+            "processing the batch from %s:%d offset %d failed (%s: %s); exiting with "
+            "code %d so that the batch is redelivered to a fresh worker",
+            first.topic,
+            first.partition,
+            first.offset,
+            type(exc).__name__,
+            exc,
+            EXIT_PROCESSING_FAILED,
+            exc_info=exc,
+        )
+        logging.shutdown()
+        os._exit(EXIT_PROCESSING_FAILED)
+    for event in events:
+        await stream.ack(event)
+    _record_lag(app, metrics, events)
 
 
 @dataclass
