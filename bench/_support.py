@@ -1,8 +1,10 @@
-"""What the end-to-end benchmarks share: the project's scripts as modules, a free port."""
+"""What the benchmarks share: the project's scripts as modules, a free port, the machine."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import platform
 import socket
 from pathlib import Path
 from types import ModuleType
@@ -23,3 +25,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def machine() -> dict[str, object]:
+    """What the results were measured on, for a benchmark's JSON."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }

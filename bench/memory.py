@@ -53,8 +53,6 @@ import ctypes
 import gc
 import json
 import math
-import os
-import platform
 import random
 import subprocess
 import sys
@@ -67,6 +65,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from _support import machine
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "memory.json"
@@ -403,11 +403,7 @@ def main() -> None:
     print_tables(runs, figures)
     result = {
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "parameters": {
             "items": items,
             "annotators": annotators,

@@ -44,8 +44,6 @@ import cProfile
 import functools
 import inspect
 import json
-import os
-import platform
 import pstats
 import statistics
 import sys
@@ -56,6 +54,8 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
+
+from _support import machine
 
 from labelwatch.models import _kernels
 from labelwatch.models import tracker as tracker_module
@@ -527,11 +527,7 @@ def main() -> None:
             print(f"  {name}: {value:.1%}")
     result = {
         "date": datetime.now(UTC).date().isoformat(),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine(),
         "parameters": {
             "labels": len(payloads),
             "counted_labels": stages["labels"],
