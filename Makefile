@@ -9,7 +9,7 @@ KAFKA  := python3 scripts/local_kafka.py
 DEBIAN_TOOLS := python3 scripts/debian_tools.py
 DEMO_SECONDS ?= 30
 
-.PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools schema clean \
+.PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools browser schema clean \
 	bench-consensus bench-decode bench-drift bench-latency bench-privacy bench-chaos bench-throughput \
 	bench-model bench-memory bench-scale-out
 
@@ -43,8 +43,16 @@ demo: install kafka-fetch ## run the main job on the embedded defaults and print
 	if [ -z "$(KEEP_BROKER)" ]; then $(KAFKA) stop; fi; \
 	exit $$status
 
+# The dashboard's browser test drives Debian's chromium (headless) through Playwright; no
+# browser is ever downloaded by a test tool. Installing the package needs root, as on CI.
+CHROMIUM ?= /usr/bin/chromium
+browser: ## install Debian's chromium for the dashboard's browser test (skipped when present)
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@test -x $(CHROMIUM) && $(CHROMIUM) --version
+
 # Tests start their own broker in a temporary directory (tests/conftest.py) and stop it.
-test: install kafka-fetch debian-tools ## run the whole test suite (unit, chDB, real broker end to end)
+test: install kafka-fetch debian-tools browser ## run the whole test suite (unit, chDB, real broker end to end)
 	$(BIN)/python -m pytest
 
 check: lint types ## lint and type checks
@@ -66,7 +74,8 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet 'crowd-kit==1.4.2' 'river>=0.26,<0.27' \
-		'numba>=0.68,<0.69' 'pydantic>=2.14,<3' 'pydantic-settings>=2.16,<3'
+		'numba>=0.68,<0.69' 'pydantic>=2.14,<3' 'pydantic-settings>=2.16,<3' \
+		'matplotlib>=3.9,<4' 'tqdm>=4.66,<5'
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 
