@@ -124,6 +124,25 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+        self.output_failing = Gauge(
+            "labelwatch_output_failing",
+            "1 while an output's writes fail and are being retried (consumption waits), else 0.",
+            ["component"],
+            registry=self.registry,
+        )
+        # component -> (since, last error) while its writes fail: what /ready reports.
+        self.failing: dict[str, tuple[float, str]] = {}
+
+    def output_failed(self, component: str, error: str, now: float) -> None:
+        """Record a failed write of ``component`` (being retried)."""
+        since = self.failing.get(component, (now, ""))[0]
+        self.failing[component] = (since, error)
+        self.output_failing.labels(component).set(1)
+
+    def output_recovered(self, component: str) -> None:
+        """Record a successful write of ``component``."""
+        if self.failing.pop(component, None) is not None:
+            self.output_failing.labels(component).set(0)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format."""

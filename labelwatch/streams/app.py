@@ -21,6 +21,7 @@ import ipaddress
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -319,7 +320,23 @@ def create_app(
 
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:
+        # Liveness: the event loop answers. Whether it does useful work is /ready's question.
         return web.json({"status": "ok", "app_id": settings.app_id})
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        # The consumer exists once the agents run (reading app.consumer earlier would create it).
+        report = readiness(
+            store_open=store.get("writer") is not None,
+            agents_running=len(pipelines),
+            agents_expected=2,
+            joined=app.rebalancing_count > 0,
+            rebalancing=bool(app.rebalancing),
+            assigned=len(app.consumer.assignment()) if pipelines else None,
+            failing=metrics.failing,
+            now=time.time(),
+        )
+        return _json_response(web, report, 200 if report["ready"] else 503)
 
     return app
 
@@ -496,6 +513,44 @@ def _query_access(settings: Settings, request: Any) -> tuple[int, str] | None:
     if not loopback:
         return 403, "set LABELWATCH_QUERY_TOKEN to query from another host"
     return None
+
+
+def readiness(
+    *,
+    store_open: bool,
+    agents_running: int,
+    agents_expected: int,
+    joined: bool,
+    rebalancing: bool,
+    assigned: int | None,
+    failing: Mapping[str, tuple[float, str]],
+    now: float,
+) -> dict[str, Any]:
+    """The /ready report: ready when the store is open, every agent runs, the consumer has
+    joined its group and is not rebalancing, and no output is failing. Each problem is said
+    in plain words.
+
+    A worker with no partitions assigned is ready: it is a standby member of a group with more
+    workers than partitions, and takes partitions over when another member leaves."""
+    problems = []
+    if not store_open:
+        problems.append("the ClickHouse store is not open yet")
+    if agents_running < agents_expected:
+        problems.append(f"{agents_running} of {agents_expected} agents are running")
+    if not joined:
+        problems.append("the consumer has not joined its group yet")
+    elif rebalancing:
+        problems.append("the consumer group is rebalancing")
+    for component, (since, error) in sorted(failing.items()):
+        problems.append(
+            f"{component} writes have been failing for {now - since:.0f} s "
+            f"({error}; retrying, consumption waits; the worker's log has the details)"
+        )
+    return {
+        "ready": not problems,
+        "problems": problems,
+        "partitions_assigned": assigned,
+    }
 
 
 def _json_response(web: Any, value: Any, status: int) -> Any:

@@ -376,11 +376,13 @@ async def retrying(
     delay = 0.1
     while True:
         try:
-            return await attempt()
+            result = await attempt()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             metrics.errors.labels(component).inc()
+            # Only the error's type: /ready shows it unauthenticated; the log has the message.
+            metrics.output_failed(component, type(exc).__name__, time.time())
             log.warning(
                 "%s write failed (%s: %s); retrying in %.1f s",
                 component,
@@ -390,3 +392,6 @@ async def retrying(
             )
             await sleep(delay)
             delay = min(delay * 2, max_seconds)
+        else:
+            metrics.output_recovered(component)
+            return result

@@ -6,11 +6,13 @@ real ``labelwatch worker`` command rather than an in-process imitation.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,6 +74,30 @@ class WorkerProcess:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"worker not healthy after {timeout_s:.0f} s; see {self.log_path}")
+
+    def wait_ready(self, timeout_s: float) -> dict[str, object]:
+        """Block until /ready answers 200 and return its report; raise with the last report's
+        problems if the worker exits or is not ready within ``timeout_s``."""
+        url = f"http://{self.settings.web_host}:{self.settings.web_port}/ready"
+        deadline = time.monotonic() + timeout_s
+        last: object = "no answer"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"worker exited with {self.process.returncode}; see {self.log_path}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    report: dict[str, object] = json.loads(response.read())
+                    return report
+            except urllib.error.HTTPError as exc:  # 503: not ready, says why
+                last = json.loads(exc.read() or b"{}").get("problems")
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(0.3)
+        raise RuntimeError(
+            f"worker not ready after {timeout_s:.0f} s ({last}); see {self.log_path}"
+        )
 
     def get(self, path: str) -> bytes:
         """GET one of the worker's pages (``/metrics``, ``/health``)."""

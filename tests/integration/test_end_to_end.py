@@ -64,6 +64,10 @@ def test_events_flow_from_kafka_to_clickhouse_and_bad_ones_to_dead_letter(
         log = tmp_path / f"worker{run}.log"
         worker = WorkerProcess.start(settings, log, env=e2e_env)
         try:
+            # Ready: store open, both agents running, every input partition assigned to it.
+            ready = worker.wait_ready(60)
+            assert ready["problems"] == []
+            assert ready["partitions_assigned"] == 2 * settings.topic_partitions
             produce(settings, settings.topic_labels, part)
             assert wait_for_lag_zero(settings, timeout_s=120) == 0
             metrics.append(worker.get("/metrics").decode())
