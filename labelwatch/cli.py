@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from labelwatch.logs import LogFormat
+from labelwatch.logs import configure as configure_logging
 from labelwatch.settings import Settings
 
 log = logging.getLogger("labelwatch")
@@ -27,6 +29,15 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         sys.exit(f"labelwatch: invalid configuration:\n{configuration_errors(exc)}")
+
+
+def _log_format() -> LogFormat:
+    """LABELWATCH_LOG_FORMAT, or text while the configuration is invalid (the command then
+    reports what is wrong with it)."""
+    try:
+        return Settings().log_format
+    except ValidationError:
+        return "text"
 
 
 def configuration_errors(exc: ValidationError) -> str:
@@ -543,13 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    # kafka-python narrates every connection at INFO; its warnings still show.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    configure_logging(_log_format(), logging.INFO, sys.stderr)
     result: int = args.func(args)
     return result
 

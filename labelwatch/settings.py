@@ -334,6 +334,10 @@ class Settings(BaseSettings):
         pattern=r"^(debug|info|warning|error)$",
         description="Worker log level: debug, info, warning or error.",
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (for log collectors).",
+    )
 
     @field_validator("alert_cooldowns")
     @classmethod

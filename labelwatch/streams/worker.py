@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from labelwatch.logs import faust_logging_config
 from labelwatch.settings import Settings
 from labelwatch.sinks.clickhouse import connect, database_name
 from labelwatch.sinks.migrations import migrate
@@ -41,6 +42,12 @@ def run_worker(settings: Settings) -> int:
         "pseudonymized" if settings.pseudonym_key is not None else "stored as sent",
     )
     app = create_app(settings, topic_ids=prepare(settings))
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    level = settings.log_level.upper()
+    worker = faust.Worker(
+        app,
+        loglevel=level,
+        quiet=True,
+        logging_config=faust_logging_config(settings.log_format, level),
+    )
     worker.execute_from_commandline()  # exits the process with the worker's status
     return 0

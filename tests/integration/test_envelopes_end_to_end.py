@@ -48,7 +48,11 @@ def test_envelopes_are_stored_per_event_and_bad_events_dead_lettered_alone(
     bad_ids = {body["events"][4]["event_id"], body["events"][9]["event_id"]}
     records[3] = (key, json.dumps(body).encode())
 
-    worker = WorkerProcess.start(settings, tmp_path / "worker.log", env=e2e_env)
+    # This worker also logs JSON: every line it writes must be one JSON log object.
+    log_path = tmp_path / "worker.log"
+    worker = WorkerProcess.start(
+        settings, log_path, env={**e2e_env, "LABELWATCH_LOG_FORMAT": "json"}
+    )
     try:
         produce(settings, settings.topic_labels, records)
         assert wait_for_lag_zero(settings, timeout_s=120) == 0
@@ -56,6 +60,9 @@ def test_envelopes_are_stored_per_event_and_bad_events_dead_lettered_alone(
     finally:
         exit_code = worker.stop()
     assert exit_code == 0
+    log_lines = [json.loads(line) for line in log_path.read_text().splitlines() if line]
+    assert {"ts", "level", "logger", "message"} <= set(log_lines[0])
+    assert any(line["message"].startswith("labelwatch worker: broker") for line in log_lines)
 
     client = connect(settings=settings)
     db = database_name(settings)
