@@ -401,6 +401,21 @@ def settings_markdown() -> str:
     return "\n".join(lines)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from labelwatch.doctor import Finding, as_json, diagnose, render
+
+    # kafka-python logs every failed connection attempt; the findings say it once, plainly.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        findings = [Finding("configuration", "fail", configuration_errors(exc).strip())]
+    else:
+        findings = diagnose(settings, timeout_s=args.timeout)
+    print(json.dumps(as_json(findings), indent=1) if args.json else render(findings))
+    return 1 if any(f.status == "fail" for f in findings) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labelwatch", description="Streaming quality monitor for human data labeling."
@@ -549,6 +564,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the effective configuration (secrets masked)")
     p.add_argument("--markdown", action="store_true", help="print the README's config table")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser(
+        "doctor",
+        help="check configuration, broker, topics, ClickHouse, Alertmanager and a running "
+        "worker; say what is wrong in plain words (exit 1 if anything fails)",
+    )
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds per network check")
+    p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.set_defaults(func=cmd_doctor)
     return parser
 
 

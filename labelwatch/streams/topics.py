@@ -24,8 +24,8 @@ def input_topics(settings: Settings) -> list[str]:
     return [settings.topic_labels, settings.topic_privacy]
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create labelwatch's topics if missing; returns the names that were created."""
+def wanted_topics(settings: Settings) -> dict[str, dict[str, object]]:
+    """labelwatch's topics and how each is created (partitions, replication, configs)."""
     dead_letter_bytes = max(_DEAD_LETTER_MIN_BYTES, 2 * settings.max_message_bytes)
     # Input topics accept a little more than the worker's limit, so that oversized messages
     # reach the worker and are dead-lettered with a reason instead of failing at the producer.
@@ -35,7 +35,13 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     }
     wanted[settings.topic_alerts] = _spec(settings, None)
     wanted[settings.topic_dead_letter] = _spec(settings, dead_letter_bytes)
-    admin = _admin(settings, timeout_s)
+    return wanted
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create labelwatch's topics if missing; returns the names that were created."""
+    wanted = wanted_topics(settings)
+    admin = admin_client(settings, timeout_s)
     try:
         existing = set(admin.list_topics())
         created = []
@@ -54,7 +60,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
 
 def topic_ids(settings: Settings, topics: list[str] | None = None) -> dict[str, str]:
     """Kafka's id of each topic: it changes when a topic is deleted and created again."""
-    admin = _admin(settings, 30.0)
+    admin = admin_client(settings, 30.0)
     try:
         described = admin.describe_topics(topics or input_topics(settings))
     finally:
@@ -74,7 +80,7 @@ def _spec(settings: Settings, max_message_bytes: int | None) -> dict[str, object
 def group_lag(settings: Settings, topics: list[str] | None = None) -> int:
     """Messages in ``topics`` not yet committed by the worker group (end offset - committed)."""
     topics = topics or input_topics(settings)
-    admin = _admin(settings, 30.0)
+    admin = admin_client(settings, 30.0)
     consumer = KafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers(),
         enable_auto_commit=False,
@@ -116,7 +122,7 @@ def wait_for_lag_zero(settings: Settings, timeout_s: float, poll_s: float = 0.5)
         time.sleep(poll_s)
 
 
-def _admin(settings: Settings, timeout_s: float) -> KafkaAdminClient:
+def admin_client(settings: Settings, timeout_s: float) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers(),
         client_id=f"{settings.app_id}-admin",
