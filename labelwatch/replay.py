@@ -35,6 +35,7 @@ from labelwatch.models.monitor import AnnotatorMonitor, Finding, MonitorConfig, 
 from labelwatch.models.privacy import PrivacyConfig, PrivacyMonitor
 from labelwatch.models.privacy_tracker import finding_alert
 from labelwatch.models.revocations import Revocation, RevocationRegistry, revoked_label_alert
+from labelwatch.progress import Advance, Stages, counted, no_progress
 from labelwatch.schemas import (
     InvalidEvent,
     LabelEvent,
@@ -105,8 +106,9 @@ class ReplayResult:
         return out
 
 
-def read_labels(path: Path) -> list[LabelRow]:
-    """Read and validate a labels CSV; raises :class:`ReplayInputError` naming the line."""
+def read_labels(path: Path, progress: Advance | None = None) -> list[LabelRow]:
+    """Read and validate a labels CSV; raises :class:`ReplayInputError` naming the line.
+    ``progress`` is told of the rows read (in steps)."""
     rows: list[LabelRow] = []
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
@@ -120,8 +122,11 @@ def read_labels(path: Path) -> list[LabelRow]:
         unknown = [c for c in columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
         if unknown:
             raise ReplayInputError(f"{path}: line 1: unknown column(s) {', '.join(unknown)}")
+        raws: Iterable[dict[str | Any, str | Any]] = reader
+        if progress is not None:
+            raws = counted(reader, progress, step=_CHUNK)
         try:
-            for raw in reader:
+            for raw in raws:
                 rows.append(_row(path, reader.line_num, raw))
         except UnicodeDecodeError as exc:
             raise ReplayInputError(f"{path}: not UTF-8 (byte {exc.start})") from None
@@ -177,6 +182,19 @@ def _timestamp(text: str) -> float | None:
     return parsed.timestamp() if parsed.tzinfo is not None else None
 
 
+def count_events(path: Path) -> int:
+    """The number of events in a replay input file, for a progress bar's total: its lines,
+    less the header of a CSV (a quoted field spanning lines makes it an over-count)."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    lines += last != b"\n"  # a last line without its newline
+    return lines if is_event_file(path) else max(lines - 1, 0)
+
+
 def read_truth(path: Path) -> dict[str, str]:
     """Read ``item,label`` ground truth; raises :class:`ReplayInputError` naming the line."""
     truth: dict[str, str] = {}
@@ -205,13 +223,15 @@ def replay(
     make_model: type[StreamingConsensus] = StreamingConsensus,
     monitor_config: MonitorConfig | None = None,
     on_label: Callable[[int, AnswerContext | None], None] | None = None,
+    progress: Advance | None = None,
 ) -> ReplayResult:
     """Feed ``rows`` in order to one model and one annotator monitor per project.
 
     Alerts are listed in firing order, each with ``at_label``: the 1-based position in
     ``rows`` of the label at which it fired (``line`` is the row's line in its file).
     ``on_label(position, context)`` sees what the model knew about each label (benchmarks
-    run reference detectors on it)."""
+    run reference detectors on it); ``progress`` is told of the labels learned (in steps
+    of at most 4,096)."""
     rows = list(rows)
     warm_up()  # JIT compilation is start-up cost, not per-label cost
     models: dict[str, StreamingConsensus] = {}
@@ -239,6 +259,8 @@ def replay(
                     on_label(position, ctx)
             for position, finding in found:
                 alerts.append(_alert_row(project, position, rows[position], finding))
+            if progress is not None:
+                progress(len(positions))
     alerts.sort(key=lambda a: a["at_label"])  # projects are learned a chunk at a time
     for row in rows:
         votes.setdefault((row.project, row.item), Counter())[row.label] += 1
@@ -368,14 +390,20 @@ def is_event_file(path: Path) -> bool:
     return path.suffix.lower() in (".jsonl", ".ndjson")
 
 
-def read_events(path: Path, *, max_line_bytes: int = 1_048_576) -> MixedEvents:
+def read_events(
+    path: Path, *, max_line_bytes: int = 1_048_576, progress: Advance | None = None
+) -> MixedEvents:
     """Read and validate a mixed JSONL file; raises :class:`ReplayInputError` naming the line,
-    and the field, of the first invalid event (validation is the worker's own)."""
+    and the field, of the first invalid event (validation is the worker's own).
+    ``progress`` is told of the lines read (in steps)."""
     labels: list[LabelRow] = []
     label_events: list[tuple[int, LabelEvent]] = []
     signals: list[tuple[int, PrivacySignal]] = []
     with path.open("rb") as handle:
-        for line, raw in enumerate(handle, start=1):
+        raws: Iterable[bytes] = handle
+        if progress is not None:
+            raws = counted(handle, progress, step=_CHUNK)
+        for line, raw in enumerate(raws, start=1):
             if not raw.strip():
                 raise ReplayInputError(f"{path}: line {line}: empty line")
             try:
@@ -417,11 +445,12 @@ def _label_row(line: int, event: LabelEvent) -> LabelRow:
 
 
 def privacy_alerts(
-    events: MixedEvents, config: PrivacyConfig | None = None
+    events: MixedEvents, config: PrivacyConfig | None = None, progress: Advance | None = None
 ) -> list[dict[str, Any]]:
     """Privacy alerts of a mixed file in file order: the rate detectors and rules over its
     signals, and a ``revoked_item_labeled`` alert for every label given to an item at or after
-    its revocation, whichever of the two comes first in the file."""
+    its revocation, whichever of the two comes first in the file. ``progress`` is told of the
+    events gone through (labels and signals, in steps)."""
     monitor = PrivacyMonitor(config)
     registry = RevocationRegistry()
     shard = "file:0"
@@ -431,7 +460,7 @@ def privacy_alerts(
     merged: list[tuple[int, LabelEvent | PrivacySignal]] = sorted(
         [*events.label_events, *events.signals], key=lambda e: e[0]
     )
-    for line, event in merged:
+    for line, event in merged if progress is None else counted(merged, progress, step=_CHUNK):
         if isinstance(event, LabelEvent):
             seen.setdefault((event.project, event.item_id), []).append((line, event))
             for alert in registry.check([(event, SourcePosition("file", 0, line))]):
@@ -474,11 +503,16 @@ def replay_events(
     events: MixedEvents,
     monitor_config: MonitorConfig | None = None,
     privacy_config: PrivacyConfig | None = None,
+    *,
+    stages: Stages = no_progress,
 ) -> ReplayResult:
-    """:func:`replay` of the file's labels, with its privacy alerts merged in file order."""
-    result = replay(events.labels, monitor_config=monitor_config)
-    result.alerts = sorted(
-        result.alerts + privacy_alerts(events, privacy_config), key=lambda a: a["at_event"]
-    )
+    """:func:`replay` of the file's labels, with its privacy alerts merged in file order.
+    ``stages`` gets two: ``models`` (the labels) and ``privacy`` (every event)."""
+    with stages("models", len(events.labels), " labels") as advance:
+        result = replay(events.labels, monitor_config=monitor_config, progress=advance)
+    n_events = len(events.labels) + len(events.signals)
+    with stages("privacy", n_events, " events") as advance:
+        found = privacy_alerts(events, privacy_config, progress=advance)
+    result.alerts = sorted(result.alerts + found, key=lambda a: a["at_event"])
     result.signals = len(events.signals)
     return result

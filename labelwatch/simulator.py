@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from labelwatch.progress import Stages, counted, no_progress
+
 PROJECT_LABELS: dict[str, tuple[str, ...]] = {
     "sentiment": ("positive", "neutral", "negative"),
     "animals": ("cat", "dog", "bird", "other"),
@@ -400,11 +402,23 @@ _DROP = object()
 
 
 def write_replay_files(
-    labels: Iterator[SimulatedLabel], n: int, directory: Path
+    labels: Iterator[SimulatedLabel],
+    n: int,
+    directory: Path,
+    *,
+    stages: Stages = no_progress,
 ) -> dict[str, dict[str, object]]:
     """Write ``n`` labels as replay input: ``labels.csv`` (with project, gold, duration and
     time), ``truth.csv`` and ``annotators.json`` (each annotator's behaviour, the ground truth
-    for evaluating alerts). Returns the annotators' ground truth."""
+    for evaluating alerts). Returns the annotators' ground truth. ``stages`` gets one:
+    ``simulating`` (the labels made and written)."""
+    with stages("simulating", n, " labels") as advance:
+        return _write_replay_files(counted(labels, advance), n, directory)
+
+
+def _write_replay_files(
+    labels: Iterator[SimulatedLabel], n: int, directory: Path
+) -> dict[str, dict[str, object]]:
     directory.mkdir(parents=True, exist_ok=True)
     truth: dict[str, str] = {}
     annotators: dict[str, dict[str, object]] = {}
@@ -455,6 +469,7 @@ def write_mixed_file(
     ],
     revocations: int,
     seed: int,
+    stages: Stages = no_progress,
 ) -> dict[str, object]:
     """Write ``n_labels`` labels and the privacy signals of the same time span as one JSONL
     file of mixed events (``{"type": "label" | "privacy_signal", ...}``, in event-time
@@ -465,8 +480,13 @@ def write_mixed_file(
     that produced each (None: background), and the incidents' descriptions. Beside them,
     ``revocations`` items that are being labeled get a ``consent_revoked`` (or
     ``deletion_requested``) signal between their first and second label: every later label of
-    such an item is a label on a revoked item, listed in the truth with its line."""
-    made = [next(labels) for _ in range(n_labels)]
+    such an item is a label on a revoked item, listed in the truth with its line.
+
+    ``stages`` gets two: ``simulating`` (the labels made) and ``writing`` (every event);
+    ``signals`` runs between them."""
+    with stages("simulating", n_labels, " labels") as advance:
+        counting = counted(labels, advance)
+        made = [next(counting) for _ in range(n_labels)]
     if not made:
         raise ValueError("no labels to write")
     start = datetime.fromisoformat(str(made[0].event["ts"]))
@@ -504,8 +524,11 @@ def write_mixed_file(
     lines: dict[str, int] = {}  # event_id -> line
     incident_lines: dict[str, list[int]] = {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for line, (_, _, body, incident) in enumerate(rows, start=1):
+    with (
+        stages("writing", len(rows), " events") as advance,
+        path.open("w", encoding="utf-8") as handle,
+    ):
+        for line, (_, _, body, incident) in enumerate(counted(rows, advance, step=4096), start=1):
             handle.write(json.dumps(body, separators=(",", ":")) + "\n")
             lines[str(body["event_id"])] = line
             if incident is not None:
