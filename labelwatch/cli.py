@@ -133,6 +133,7 @@ def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from labelwatch.progress import counted, stderr_bars
     from labelwatch.simulator import (
         BEHAVIOURS,
         LabelingSimulator,
@@ -143,6 +144,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         write_replay_files,
     )
 
+    stages = stderr_bars(enabled=not args.no_progress)
     behaviours: dict[str, int] = {}
     for spec in args.inject or []:
         kind, _, count = spec.partition("=")
@@ -161,7 +163,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     start = datetime.now(UTC)
     if args.to_dir:
         directory = Path(args.to_dir)
-        write_replay_files(sim.labels(start), args.events, directory)
+        write_replay_files(sim.labels(start), args.events, directory, stages=stages)
         print(
             f"wrote {args.events} labels to {directory}/labels.csv (+ truth.csv, annotators.json)"
         )
@@ -173,10 +175,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings()
     ensure_topics(settings)
     bad = malformed_messages(args.seed, args.bad, max_message_bytes=settings.max_message_bytes)
-    records = kafka_records(sim.labels(start), args.events, bad)
-    if args.batch > 1:
-        records = kafka_batches(records, args.batch, settings.topic_partitions)
-    sent = produce(settings, settings.topic_labels, records, rate=args.rate)
+    with stages("producing", args.events, " labels") as advance:
+        records = kafka_records(counted(sim.labels(start), advance), args.events, bad)
+        if args.batch > 1:
+            records = kafka_batches(records, args.batch, settings.topic_partitions)
+        sent = produce(settings, settings.topic_labels, records, rate=args.rate)
     print(f"sent {sent} messages ({args.bad} malformed) to {settings.topic_labels}")
     return 0
 
@@ -187,6 +190,7 @@ def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> i
         PrivacySimulator,
         SpikeIncident,
     )
+    from labelwatch.progress import counted, stderr_bars
     from labelwatch.simulator import LabelingSimulator, SimulationConfig, write_mixed_file
 
     if args.hours <= 0 or args.events <= 0:
@@ -199,6 +203,7 @@ def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> i
         events_per_second=args.events / (args.hours * 3600.0),
     )
     privacy = PrivacySimulator(PrivacySimulationConfig(seed=args.seed, run_id=f"{args.run_id}-p"))
+    stages = stderr_bars(enabled=not args.no_progress)
 
     def signals(
         start: datetime, end: datetime
@@ -207,7 +212,11 @@ def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> i
         incidents = privacy.random_incidents(
             start, end, args.spikes, args.exposures, warmup_seconds=warmup
         )
-        made = [(s.event, s.incident) for s in privacy.signals(start, end, incidents)]
+        with stages("privacy signals", None, " signals") as advance:
+            made = [
+                (s.event, s.incident)
+                for s in counted(privacy.signals(start, end, incidents), advance)
+            ]
         described: list[dict[str, object]] = []
         for incident in incidents:
             if isinstance(incident, SpikeIncident):
@@ -244,6 +253,7 @@ def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> i
         signals=signals,
         revocations=args.revocations,
         seed=args.seed,
+        stages=stages,
     )
     print(
         f"wrote {truth['labels']} labels and {truth['signals']} privacy signals over "
@@ -261,9 +271,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from labelwatch.progress import stderr_bars
     from labelwatch.replay import (
         ReplayInputError,
         annotator_table,
+        count_events,
         is_event_file,
         ordered,
         read_events,
@@ -275,6 +287,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
 
     settings = _settings()
+    stages = stderr_bars(enabled=not args.no_progress)
     path = Path(args.labels)
     try:
         truth = read_truth(Path(args.truth)) if args.truth else None
@@ -282,16 +295,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if args.shuffle is not None:
                 print("labelwatch replay: --shuffle applies to CSV input only", file=sys.stderr)
                 return 2
+            with stages("reading", count_events(path), " events") as advance:
+                events = read_events(
+                    path, max_line_bytes=settings.max_message_bytes, progress=advance
+                )
             result = replay_events(
-                read_events(path, max_line_bytes=settings.max_message_bytes),
+                events,
                 monitor_config=settings.monitor_config(),
                 privacy_config=settings.privacy_config(),
+                stages=stages,
             )
         else:
-            result = replay(
-                ordered(read_labels(path), args.shuffle),
-                monitor_config=settings.monitor_config(),
-            )
+            with stages("reading", count_events(path), " labels") as advance:
+                rows = ordered(read_labels(path, progress=advance), args.shuffle)
+            with stages("models", len(rows), " labels") as advance:
+                result = replay(rows, monitor_config=settings.monitor_config(), progress=advance)
     except (ReplayInputError, OSError) as exc:
         print(f"labelwatch replay: {exc}", file=sys.stderr)
         return 2
@@ -475,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="--to-file: items revoked while still being labeled",
     )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on stderr (there is none when stderr is not a terminal)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
@@ -489,6 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle", type=int, default=None, metavar="SEED", help="seeded shuffle")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--alerts", type=int, default=20, help="alerts to list (text output)")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar on stderr (there is none when stderr is not a terminal)",
+    )
     p.set_defaults(func=cmd_replay)
 
     db = sub.add_parser("db", help="ClickHouse schema").add_subparsers(dest="db", required=True)
