@@ -27,8 +27,15 @@ from pydantic import (
     model_validator,
 )
 
-LABEL_EVENT_SCHEMA_VERSION = 1
-SUPPORTED_LABEL_EVENT_VERSIONS = frozenset({1})
+LABEL_EVENT_SCHEMA_VERSION = 2
+SUPPORTED_LABEL_EVENT_VERSIONS = frozenset({1, 2})
+LABEL_EVENT_V2_FIELDS: tuple[str, ...] = (
+    "model_label",
+    "model_confidence",
+    "task_type",
+    "guideline_version",
+)
+"""Fields schema version 2 added (ML-assisted labeling); a version 1 event may not carry them."""
 PRIVACY_SIGNAL_SCHEMA_VERSION = 1
 SUPPORTED_PRIVACY_SIGNAL_VERSIONS = frozenset({1})
 
@@ -59,6 +66,11 @@ class _InputEvent(BaseModel):
 class LabelEvent(_InputEvent):
     """One answer given by one annotator for one item.
 
+    Version 2 added what ML-assisted labeling tools show and know: the model's pre-label
+    suggestion (``model_label``, with ``model_confidence`` when the model gives one), the
+    kind of task and the guideline version the annotator worked under. All are optional, and
+    version 1 events (without them) are still accepted.
+
     Examples
     --------
     >>> e = LabelEvent.model_validate_json(
@@ -66,7 +78,7 @@ class LabelEvent(_InputEvent):
     ...     b' "item_id": "i1", "annotator_id": "a1", "label": "cat"}'
     ... )
     >>> e.ts.isoformat(), e.schema_version, e.gold_label
-    ('2026-01-01T09:00:00+00:00', 1, None)
+    ('2026-01-01T09:00:00+00:00', 2, None)
     """
 
     event_id: Identifier = Field(description="Unique id of this event; duplicates are collapsed.")
@@ -81,6 +93,23 @@ class LabelEvent(_InputEvent):
     duration_ms: int | None = Field(
         None, ge=0, le=86_400_000, description="Time the annotator spent on the item, in ms."
     )
+    model_label: LabelValue | None = Field(
+        None,
+        description="The model's pre-label suggestion shown to the annotator, if any (v2).",
+    )
+    model_confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="The model's confidence in its pre-label, 0 to 1 (v2; needs model_label).",
+    )
+    task_type: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        None, description="Kind of task, e.g. 'classification' or 'moderation' (v2)."
+    )
+    guideline_version: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = (
+        Field(None, description="Version of the labeling guideline the annotator followed (v2).")
+    )
     schema_version: int = Field(
         LABEL_EVENT_SCHEMA_VERSION, description="Version of this schema the producer wrote."
     )
@@ -89,6 +118,21 @@ class LabelEvent(_InputEvent):
     @classmethod
     def _known_version(cls, value: int) -> int:
         return _known_version_of(value, SUPPORTED_LABEL_EVENT_VERSIONS)
+
+    @model_validator(mode="after")
+    def _fields_of_its_version(self) -> LabelEvent:
+        if self.schema_version < 2:
+            given = [f for f in LABEL_EVENT_V2_FIELDS if getattr(self, f) is not None]
+            # "<field>: ..." names the field in the dead-letter reason (decode._named_field).
+            if given:
+                also = f" (also {', '.join(given[1:])})" if given[1:] else ""
+                raise ValueError(
+                    f"{given[0]}: a field of schema_version 2, but the event says "
+                    f"schema_version 1{also}"
+                )
+        if self.model_confidence is not None and self.model_label is None:
+            raise ValueError("model_confidence: given without model_label")
+        return self
 
 
 MAX_BATCH_EVENTS = 100_000

@@ -58,6 +58,10 @@ LABEL_EVENT_COLUMNS: tuple[str, ...] = (
     "consensus_confidence",
     "agrees",
     "gold_correct",
+    "model_label",
+    "model_confidence",
+    "task_type",
+    "guideline_version",
 )
 ITEM_CONSENSUS_COLUMNS: tuple[str, ...] = (
     "project",
@@ -164,8 +168,10 @@ def _utc(value: datetime) -> datetime:
 
 
 _STORED_LABEL_COLUMNS = (
-    "event_id, ts, project, item_id, annotator_id, label, gold_label, duration_ms, schema_version"
+    "event_id, ts, project, item_id, annotator_id, label, gold_label, duration_ms, "
+    "schema_version, model_label, model_confidence, task_type, guideline_version"
 )
+_N_STORED_LABEL_COLUMNS = len(_STORED_LABEL_COLUMNS.split(","))
 
 
 def _stored_label(row: Sequence[Any]) -> LabelEvent:
@@ -181,6 +187,10 @@ def _stored_label(row: Sequence[Any]) -> LabelEvent:
         gold_label=row[6],
         duration_ms=row[7],
         schema_version=row[8],
+        model_label=row[9],
+        model_confidence=row[10],
+        task_type=row[11],
+        guideline_version=row[12],
     )
 
 
@@ -238,6 +248,10 @@ def label_event_row(
         o.consensus_confidence,
         _flag(o.agrees),
         _flag(o.gold_correct),
+        event.model_label,
+        event.model_confidence,
+        event.task_type,
+        event.guideline_version,
     )
 
 
@@ -475,7 +489,15 @@ class ClickHouseWriter:
             "label_events", _STORED_LABEL_COLUMNS, topic, topic_id, partition, offset
         )
         return [
-            (_stored_label(row), SourcePosition(topic, partition, int(row[9]), int(row[10])))
+            (
+                _stored_label(row),
+                SourcePosition(
+                    topic,
+                    partition,
+                    int(row[_N_STORED_LABEL_COLUMNS]),
+                    int(row[_N_STORED_LABEL_COLUMNS + 1]),
+                ),
+            )
             for row in rows
         ]
 
@@ -588,8 +610,12 @@ class ClickHouseWriter:
                 "at": revocation.revoked_at,
             },
         )
+        n = _N_STORED_LABEL_COLUMNS
         return [
-            (_stored_label(row), SourcePosition(row[9], int(row[10]), int(row[11]), int(row[12])))
+            (
+                _stored_label(row),
+                SourcePosition(row[n], int(row[n + 1]), int(row[n + 2]), int(row[n + 3])),
+            )
             for row in result.result_rows
         ]
 

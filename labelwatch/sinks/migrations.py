@@ -468,6 +468,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        7,
+        "label_event_v2",
+        (
+            # Schema version 2 of label events: the model's pre-label shown to the annotator,
+            # the task type and the guideline version (NULL for version 1 events). Float64, so
+            # a restarted worker replays exactly the confidence that was sent.
+            """
+            ALTER TABLE {db}.label_events
+                ADD COLUMN IF NOT EXISTS model_label LowCardinality(Nullable(String)),
+                ADD COLUMN IF NOT EXISTS model_confidence Nullable(Float64),
+                ADD COLUMN IF NOT EXISTS task_type LowCardinality(Nullable(String)),
+                ADD COLUMN IF NOT EXISTS guideline_version LowCardinality(Nullable(String))
+            """,
+        ),
+    ),
 )
 
 

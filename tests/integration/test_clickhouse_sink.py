@@ -71,7 +71,7 @@ def test_rows_land_with_the_right_types(client: Client, ch_settings: Settings) -
         f"source_offset, schema_version FROM {db}.label_events ORDER BY event_id"
     ).result_rows
     expected_ms = int(datetime(2026, 5, 1, 12, 0, 1, 250_000, tzinfo=UTC).timestamp() * 1000)
-    assert rows[0] == ("e-1", expected_ms, "dog", 1500, 2, 41, 1)
+    assert rows[0] == ("e-1", expected_ms, "dog", 1500, 2, 41, 2)
     assert rows[1][0] == "e-2" and rows[1][2] is None and rows[1][3] is None
 
 
@@ -88,3 +88,33 @@ def test_redelivered_events_collapse(client: Client, ch_settings: Settings) -> N
     assert client.command(f"SELECT count() FROM {db}.label_events") == 14
     assert client.command(f"SELECT count() FROM {db}.label_events FINAL") == 10
     assert client.command(f"SELECT uniqExact(event_id) FROM {db}.label_events") == 10
+
+
+def test_version_2_fields_are_stored_and_read_back_for_recovery(
+    client: Client, ch_settings: Settings
+) -> None:
+    db = database_name(ch_settings)
+    migrate(client, db)
+    writer = ClickHouseWriter(connect(settings=ch_settings), db)
+    v2 = event(
+        1,
+        model_label="dog",
+        model_confidence=0.123456789,
+        task_type="animals",
+        guideline_version="v3",
+    )
+    v1 = event(2, schema_version=1)
+    batch = [(v2, SourcePosition("labels", 0, 5)), (v1, SourcePosition("labels", 0, 6))]
+    asyncio.run(writer.write(batch))
+    back = asyncio.run(writer.run(lambda: writer.stored_labels_after("labels", "", 0, 4)))
+    writer.close()
+    # What a restarted worker replays into its models is the event that was sent.
+    assert [e for e, _ in back] == [v2, v1]
+    assert [p.offset for _, p in back] == [5, 6]
+    assert client.query(
+        f"SELECT model_label, model_confidence, task_type, guideline_version, schema_version "
+        f"FROM {db}.label_events ORDER BY event_id"
+    ).result_rows == [
+        ("dog", 0.123456789, "animals", "v3", 2),
+        (None, None, None, None, 1),
+    ]

@@ -32,8 +32,32 @@ def raw(**changes: object) -> bytes:
 def test_minimal_event_gets_defaults_and_utc_time() -> None:
     event = decode_label_event(raw(), max_bytes=4096)
     assert event.ts == datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-    assert event.schema_version == 1
+    assert event.schema_version == 2
     assert event.gold_label is None and event.duration_ms is None
+    assert (event.model_label, event.model_confidence) == (None, None)
+    assert (event.task_type, event.guideline_version) == (None, None)
+
+
+def test_a_version_1_event_is_still_accepted() -> None:
+    event = decode_label_event(raw(gold_label="negative", schema_version=1), max_bytes=4096)
+    assert (event.schema_version, event.gold_label, event.model_label) == (1, "negative", None)
+
+
+def test_version_2_carries_the_pre_label_task_type_and_guideline() -> None:
+    event = decode_label_event(
+        raw(
+            model_label="negative",
+            model_confidence=0.93,
+            task_type="sentiment",
+            guideline_version="v3",
+            schema_version=2,
+        ),
+        max_bytes=4096,
+    )
+    assert (event.model_label, event.model_confidence) == ("negative", 0.93)
+    assert (event.task_type, event.guideline_version) == ("sentiment", "v3")
+    # A pre-label without a confidence is fine: not every tool has one.
+    assert decode_label_event(raw(model_label="x"), max_bytes=4096).model_confidence is None
 
 
 def test_full_event_keeps_every_field() -> None:
@@ -68,7 +92,33 @@ def test_null_optional_fields_are_accepted() -> None:
         (raw(ts="2026-03-01T12:00:00"), "invalid_fields", ("ts",), "timezone"),
         (raw(ts="yesterday"), "invalid_fields", ("ts",), "datetime"),
         (raw(gold="x"), "invalid_fields", ("gold",), "unknown field"),
-        (raw(schema_version=2), "unsupported_schema_version", ("schema_version",), "supported: 1"),
+        (
+            raw(schema_version=3),
+            "unsupported_schema_version",
+            ("schema_version",),
+            "supported: 1, 2",
+        ),
+        (
+            raw(model_label="x", guideline_version="v2", schema_version=1),
+            "invalid_fields",
+            ("model_label",),
+            "model_label: a field of schema_version 2, but the event says schema_version 1 "
+            "(also guideline_version)",
+        ),
+        (
+            raw(model_confidence=0.7),
+            "invalid_fields",
+            ("model_confidence",),
+            "model_confidence: given without model_label",
+        ),
+        (
+            raw(model_label="x", model_confidence=1.2),
+            "invalid_fields",
+            ("model_confidence",),
+            "less than or equal to 1",
+        ),
+        (raw(model_label="x", model_confidence="0.9"), "invalid_fields", ("model_confidence",), ""),
+        (raw(guideline_version="v" * 65), "invalid_fields", ("guideline_version",), "at most 64"),
         (raw(schema_version="1"), "invalid_fields", ("schema_version",), "valid integer"),
     ],
 )
