@@ -18,7 +18,19 @@ Injected behaviours, with ground truth on every generated label (:class:`Simulat
 * ``spammer_random``: answers uniformly at random;
 * ``spammer_fast``: answers uniformly at random in about 300 ms (a script);
 * ``colluder``: noisy annotators in pairs; the pair is handed the same items and the second
-  to answer copies the first's answer.
+  to answer copies the first's answer;
+* ``automation_biased``: reliable, but accepts the model's pre-label ``automation_bias`` of
+  the time (95%) whatever it is, when the item has one.
+
+ML-assisted labeling (schema version 2 fields, off unless configured): with
+``prelabel_share`` > 0 that share of items carry a model pre-label (``model_label``, right with
+probability ``model_accuracy``, which may drop to ``model_accuracy_after[1]`` from the
+``model_accuracy_after[0]``-th item on) and its ``model_confidence``; other annotators answer on
+their own. With ``guideline_change`` set, events carry ``guideline_version`` ("v1", then "v2"
+from the change's label on), and from then on half the annotators (every other one, in id
+order, among the stationary ones) read the new guideline with two classes swapped. These
+draw from a random generator of their own, so a configuration without them generates exactly
+the stream it generated before they existed.
 
 Every other annotator is ``reliable`` or ``noisy`` and stays stationary.
 """
@@ -55,6 +67,7 @@ class SimulatedAnnotator:
     drift_onset: int | None = None  # own label (1-based) from which a drifter answers at random
     constant_choice: int = 0  # class rank a constant spammer always answers
     partner: str | None = None  # the other member of a colluding pair
+    automation_bias: float = 0.0  # chance of accepting a shown pre-label whatever it is
 
     @property
     def is_spammer(self) -> bool:
@@ -70,6 +83,9 @@ class SimulatedLabel:
     annotator: SimulatedAnnotator
     own_index: int = 1  # 1-based number of this label among its annotator's labels
     drifted: bool = False  # the answer came after the annotator's drift onset
+    prelabel: str | None = None  # the model's pre-label shown, if any
+    accepted_prelabel: bool = False  # the answer is the pre-label taken without judging it
+    swapped: bool = False  # the answer was read with the changed guideline's classes swapped
 
 
 @dataclass
@@ -100,6 +116,19 @@ class SimulationConfig:
     drift_onset
         Range (inclusive) of the own-label number at which each drifter starts answering at
         random.
+    prelabel_share
+        Fraction of items that carry a model pre-label (0: none, and no version 2 fields).
+    model_accuracy
+        Chance the pre-label is the true class.
+    model_accuracy_after
+        ``(item number, accuracy)``: the model's accuracy from that item on (a model drift).
+    automation_bias
+        Chance an ``automation_biased`` annotator accepts a shown pre-label, right or wrong.
+    guideline_change
+        ``(label number, project, class a, class b)``: from that label (0-based, over the
+        whole stream) on, events carry guideline_version "v2", and half the stationary
+        annotators answer ``b`` where they meant ``a`` and ``a`` where they meant ``b`` in
+        that project.
     """
 
     seed: int = 0
@@ -113,6 +142,16 @@ class SimulationConfig:
     projects: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(PROJECT_LABELS))
     behaviours: dict[str, int] = field(default_factory=dict)
     drift_onset: tuple[int, int] = (30, 150)
+    prelabel_share: float = 0.0
+    model_accuracy: float = 0.8
+    model_accuracy_after: tuple[int, float] | None = None
+    automation_bias: float = 0.95
+    guideline_change: tuple[int, str, str, str] | None = None
+
+    @property
+    def version_2(self) -> bool:
+        """Whether events carry the schema version 2 fields."""
+        return self.prelabel_share > 0 or self.guideline_change is not None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.behaviours) - set(BEHAVIOURS))
@@ -126,6 +165,7 @@ BEHAVIOURS: tuple[str, ...] = (
     "spammer_random",
     "spammer_fast",
     "colluder",
+    "automation_biased",
 )
 
 
@@ -137,6 +177,7 @@ class _OpenItem:
     gold: bool
     annotators: list[SimulatedAnnotator]
     answers: dict[str, str] = field(default_factory=dict)
+    prelabel: tuple[str, float] | None = None  # (model_label, model_confidence)
 
 
 class LabelingSimulator:
@@ -163,6 +204,13 @@ class LabelingSimulator:
         self._by_id = {a.annotator_id: a for a in self.annotators}
         self._own_labels: dict[str, int] = {}
         self._items_opened = 0
+        # ML-assisted labeling draws from its own generator: without it the stream is unchanged.
+        self._assist_rng = random.Random(f"assist-{config.seed}")
+        stationary = sorted(
+            a.annotator_id for a in self.annotators if a.kind in ("reliable", "noisy")
+        )
+        self.guideline_swappers = frozenset(stationary[::2])
+        """Annotators who read a changed guideline with its two classes swapped."""
 
     def _make_annotator(self, index: int) -> SimulatedAnnotator:
         noisy = self._rng.random() < self.config.noisy_share
@@ -190,6 +238,16 @@ class LabelingSimulator:
                 for me, other in ((first, second), (second, first))
             ]
         base = self._make_annotator(index)
+        if kind == "automation_biased":
+            return [
+                SimulatedAnnotator(
+                    annotator_id=base.annotator_id,
+                    kind=kind,
+                    accuracy=rng.uniform(0.85, 0.97),
+                    median_duration_ms=base.median_duration_ms,
+                    automation_bias=self.config.automation_bias,
+                )
+            ]
         if kind == "drifter":
             low, high = self.config.drift_onset
             return [
@@ -237,7 +295,20 @@ class LabelingSimulator:
             true_label=true_label,
             gold=rng.random() < self.config.gold_share,
             annotators=chosen,
+            prelabel=self._prelabel(classes, true_label),
         )
+
+    def _prelabel(self, classes: tuple[str, ...], true_label: str) -> tuple[str, float] | None:
+        config, rng = self.config, self._assist_rng
+        if config.prelabel_share <= 0 or rng.random() >= config.prelabel_share:
+            return None
+        accuracy = config.model_accuracy
+        after = config.model_accuracy_after
+        if after is not None and self._items_opened >= after[0]:
+            accuracy = after[1]
+        if rng.random() < accuracy:
+            return true_label, round(rng.uniform(0.6, 0.99), 3)
+        return rng.choice([c for c in classes if c != true_label]), round(rng.uniform(0.4, 0.9), 3)
 
     def _answer(self, annotator: SimulatedAnnotator, item: _OpenItem, drifted: bool) -> str:
         rng = self._rng
@@ -274,6 +345,25 @@ class LabelingSimulator:
             )
             drifted = annotator.drift_onset is not None and own >= annotator.drift_onset
             answer = self._answer(annotator, item, drifted)
+            accepted = False
+            if (
+                item.prelabel is not None
+                and annotator.automation_bias > 0
+                and self._assist_rng.random() < annotator.automation_bias
+            ):
+                answer, accepted = item.prelabel[0], True
+            change = self.config.guideline_change
+            changed = change is not None and seq >= change[0]
+            swapped = False
+            if (
+                change is not None
+                and changed
+                and item.project == change[1]
+                and annotator.annotator_id in self.guideline_swappers
+                and answer in change[2:]
+            ):
+                answer = change[3] if answer == change[2] else change[2]
+                swapped = True
             item.answers[annotator.annotator_id] = answer
             event: dict[str, object] = {
                 "event_id": f"{self.config.run_id}-{seq:08d}",
@@ -285,6 +375,13 @@ class LabelingSimulator:
                 "gold_label": item.true_label if item.gold else None,
                 "duration_ms": int(duration),
             }
+            if self.config.version_2:
+                event["schema_version"] = 2
+                event["task_type"] = "classification"
+                if change is not None:
+                    event["guideline_version"] = "v2" if changed else "v1"
+                if item.prelabel is not None:
+                    event["model_label"], event["model_confidence"] = item.prelabel
             seq += 1
             yield SimulatedLabel(
                 event=event,
@@ -292,6 +389,9 @@ class LabelingSimulator:
                 annotator=annotator,
                 own_index=own,
                 drifted=drifted,
+                prelabel=None if item.prelabel is None else item.prelabel[0],
+                accepted_prelabel=accepted,
+                swapped=swapped,
             )
 
 

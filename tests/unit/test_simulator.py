@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from itertools import islice, pairwise
 
 import pytest
 
-from labelwatch.schemas import InvalidEvent, decode_label_event
+from labelwatch.schemas import InvalidEvent, LabelEvent, decode_label_event
 from labelwatch.simulator import (
     MALFORMED_KINDS,
     LabelingSimulator,
@@ -77,3 +78,34 @@ def test_kafka_records_spread_malformed_messages_and_keep_all() -> None:
     positions = [i for i, (key, _) in enumerate(records) if key is None]
     assert len(positions) == 5 and positions[-1] < 104
     assert Counter(v for k, v in records if k is None) == Counter(v for _, v in bad)
+
+
+def test_pre_labels_automation_bias_and_a_guideline_change_are_simulated() -> None:
+    config = SimulationConfig(
+        seed=4,
+        behaviours={"automation_biased": 3},
+        prelabel_share=0.8,
+        model_accuracy=0.7,
+        guideline_change=(3000, "sentiment", "neutral", "negative"),
+    )
+    sim = LabelingSimulator(config)
+    labels = list(islice(sim.labels(datetime(2026, 1, 1, tzinfo=UTC)), 6000))
+    for label in labels:  # every event is a valid version 2 event
+        LabelEvent.model_validate_json(json.dumps(label.event))
+    shown = [s for s in labels if s.prelabel is not None]
+    assert 0.75 < len(shown) / len(labels) < 0.85
+    model_right = sum(s.prelabel == s.true_label for s in shown) / len(shown)
+    assert 0.65 < model_right < 0.75
+    biased = [s for s in shown if s.annotator.kind == "automation_biased"]
+    # They take the pre-label 95% of the time, wrong or right.
+    wrong = [s for s in biased if s.prelabel != s.true_label]
+    assert sum(s.event["label"] == s.prelabel for s in wrong) / len(wrong) > 0.88
+    honest = [s for s in shown if s.annotator.kind == "reliable" and s.prelabel != s.true_label]
+    assert sum(s.event["label"] == s.prelabel for s in honest) / len(honest) < 0.15
+    # The guideline: v1 then v2 at the change; only swappers, only after it, only that pair.
+    assert [s.event["guideline_version"] for s in labels[2999:3001]] == ["v1", "v2"]
+    swapped = [s for s in labels if s.swapped]
+    assert swapped and all(s.event["event_id"] >= labels[3000].event["event_id"] for s in swapped)
+    assert {s.annotator.annotator_id for s in swapped} <= sim.guideline_swappers
+    assert all(s.event["project"] == "sentiment" for s in swapped)
+    assert {s.event["label"] for s in swapped} == {"neutral", "negative"}
