@@ -47,6 +47,7 @@ from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.kafka_security import broker_credentials
 from labelwatch.streams.pipeline import LabelPipeline, Revocations, retrying
 from labelwatch.streams.privacy_pipeline import PrivacyPipeline
+from labelwatch.web.pages import register_dashboard
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +277,9 @@ def create_app(
         finally:
             pipelines.remove(pipeline)
             await shared.release()
+
+    # The read-only dashboard (/dashboard/, its API), under the access rule of /query.
+    register_dashboard(app, settings, store, access=_query_access)
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
