@@ -80,6 +80,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _support import free_port, script  # noqa: E402
+from plots import plot_next_to  # noqa: E402
 
 from labelwatch.settings import Settings  # noqa: E402
 from labelwatch.simulator import (  # noqa: E402
@@ -875,6 +876,7 @@ def main() -> None:
     report(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    plot_next_to(args.out, result, "alert_latency")
     lat = result["latency"]
     last = {
         "rate": result["rate"],

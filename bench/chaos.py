@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _support import script  # noqa: E402
+from plots import plot_next_to  # noqa: E402
 
 from tests.chaos.harness import (  # noqa: E402
     Ledger,
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    plot_next_to(RESULTS, report, "chaos")
     print(json.dumps(report["summary"]))
     return 0 if report["summary"]["all_ok"] else 1
 

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from plots import plot_next_to
+
 from labelwatch.replay import accuracy, ordered, read_labels, read_truth, replay
 
 DATASETS = ("duck", "dog", "face", "product")
@@ -137,6 +139,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
+    plot_next_to(out, report, "consensus_accuracy")
     print(f"wrote {out}")
 
 

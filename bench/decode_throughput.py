@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
+from plots import plot_next_to
+
 from labelwatch.schemas import SourcePosition, decode_label_event
 from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event
 from labelwatch.sinks.clickhouse import label_event_row
@@ -70,6 +72,7 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    plot_next_to(out, result, "decode")
     print(json.dumps(result))
 
 

@@ -43,6 +43,8 @@ from river import drift
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from plots import plot_next_to  # noqa: E402
+
 from labelwatch.models.drift import AnswerContext  # noqa: E402
 from labelwatch.replay import LabelRow, ordered, read_labels, read_truth, replay  # noqa: E402
 from labelwatch.simulator import PROJECT_LABELS, LabelingSimulator, SimulationConfig  # noqa: E402
@@ -442,6 +444,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
+    plot_next_to(args.out, report, "drift_detection")
     print(f"\nwrote {args.out} in {report['seconds']:.0f} s")
 
 

@@ -423,6 +423,10 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    # Imported here, not at the top: the --child processes measure RSS after their imports.
+    from plots import plot_next_to
+
+    plot_next_to(args.out, result, "memory")
     log(f"wrote {args.out}")
     print(json.dumps({k: _round(v) for k, v in figures.items() if k.startswith("mb_")}))
 

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from _support import machine
+from plots import plot_next_to
 
 from labelwatch.models import _kernels
 from labelwatch.models import tracker as tracker_module
@@ -546,6 +547,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    plot_next_to(args.out, result, "model_path")
     log(f"wrote {args.out}")
     summary: dict[str, Any] = {
         "labels_per_second": round(results["labels_per_second"]),

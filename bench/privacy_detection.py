@@ -51,6 +51,8 @@ from river import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from plots import plot_next_to  # noqa: E402
+
 from labelwatch.cli import main as cli_main  # noqa: E402
 from labelwatch.models.privacy import PrivacyConfig, PrivacyMonitor  # noqa: E402
 from labelwatch.privacy_simulator import (  # noqa: E402
@@ -364,6 +366,7 @@ def main() -> None:
     report["seconds"] = time.perf_counter() - began
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
+    plot_next_to(args.out, report, "privacy_detection")
     print(f"\nwrote {args.out} in {report['seconds']:.0f} s")
 
 

@@ -79,6 +79,7 @@ sys.path.insert(0, str(REPO))
 from _support import free_port, script  # noqa: E402
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]  # noqa: E402
 from kafka.admin import KafkaAdminClient  # noqa: E402
+from plots import plot_next_to  # noqa: E402
 
 from labelwatch.settings import Settings  # noqa: E402
 from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event  # noqa: E402
@@ -571,6 +572,7 @@ def main() -> int:
     )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    plot_next_to(RESULTS, result, "scale_out")
     print(json.dumps(summary))
     return 0
 

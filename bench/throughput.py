@@ -43,6 +43,7 @@ from typing import Any
 from _support import free_port, script
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from plots import plot_next_to
 
 from labelwatch.settings import Settings
 from labelwatch.simulator import LabelingSimulator, SimulationConfig, encode_event, kafka_batches
@@ -281,6 +282,7 @@ def main() -> int:
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    plot_next_to(RESULTS, result, "throughput")
     print(json.dumps(summary))
     return 0
 
