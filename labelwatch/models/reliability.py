@@ -129,6 +129,10 @@ class AnnotatorReliability(base.Base):
     def class_capacity(self) -> int:
         return int(self.population_rows_.shape[0])
 
+    def find_class(self, label: str) -> int | None:
+        """Index of ``label``, or None if no label so far was ``label``."""
+        return self._class_ids.get(label)
+
     def class_index(self, label: str) -> int:
         """Index of ``label``, adding it as a new class if unseen."""
         index = self._class_ids.get(label)

@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from labelwatch.models.assist import AssistConfig, AssistMonitor
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
 from labelwatch.models.dedup import RecentIds
 from labelwatch.models.drift import AnswerContext
@@ -140,6 +141,7 @@ class _Shard:
     recent: RecentIds
     models: dict[str, StreamingConsensus] = field(default_factory=dict)
     monitors: dict[str, AnnotatorMonitor] = field(default_factory=dict)
+    assist: dict[str, AssistMonitor] = field(default_factory=dict)
     last_offset: int = -1
     stored_offset: int = -1  # every label up to here is in label_events
     n_labels: int = 0
@@ -161,11 +163,13 @@ class QualityTracker:
         snapshot_seconds: float = 60.0,
         checkpoint_every_labels: int = 50_000,
         monitor_config: MonitorConfig | None = None,
+        assist_config: AssistConfig | None = None,
         dedup_window: int = 100_000,
     ) -> None:
         self.model_factory = model_factory
         self.dedup_window = dedup_window
         self.monitor_config = monitor_config
+        self.assist_config = assist_config
         self.snapshot_seconds = snapshot_seconds
         self.checkpoint_every_labels = checkpoint_every_labels
         self._shards: dict[ShardKey, _Shard] = {}
@@ -201,6 +205,10 @@ class QualityTracker:
                 monitor = AnnotatorMonitor(self.monitor_config)
                 monitor.load_state(state)
                 shard.monitors[project] = monitor
+            for project, state in data.get("assist", {}).items():
+                assist = AssistMonitor(self.assist_config)
+                assist.load_state(state)
+                shard.assist[project] = assist
             shard.last_offset = checkpoint.last_offset
             shard.n_labels = checkpoint.n_labels
             shard.next_snapshot = data["next_snapshot"]
@@ -377,6 +385,12 @@ class QualityTracker:
             out.alerts += _watch(
                 monitor, model, published, project, name, events, indices, reads.contexts
             )
+            assist = shard.assist.get(project)
+            if assist is None:
+                assist = shard.assist[project] = AssistMonitor(self.assist_config)
+            out.alerts += _watch_assist(
+                assist, model, project, name, events, indices, reads.contexts, reads.evidence
+            )
             for item_id, (i, (label, confidence)) in last_read.items():
                 if item_id in model:
                     n_votes, gold = model.votes_and_gold(item_id)
@@ -418,6 +432,7 @@ class QualityTracker:
         state = {
             "models": {p: m.to_state() for p, m in shard.models.items()},
             "monitors": {p: m.to_state() for p, m in shard.monitors.items()},
+            "assist": {p: m.to_state() for p, m in shard.assist.items()},
             "next_snapshot": shard.next_snapshot,
             "touched": {p: sorted(a) for p, a in shard.touched.items()},
             "published": shard.published,
@@ -478,6 +493,58 @@ def _watch(
                     ts=event.ts,
                     project=project,
                     annotator_id=f.annotator,
+                    score=f.score,
+                    threshold=f.threshold,
+                    reason=f.reason,
+                    evidence=f.evidence,
+                    detector=f.detector,
+                    shard=shard,
+                    offset=source.offset,
+                    opened_offset=f.opened_at,
+                )
+            )
+    return alerts
+
+
+def _watch_assist(
+    assist: AssistMonitor,
+    model: StreamingConsensus,
+    project: str,
+    shard: str,
+    events: Sequence[tuple[LabelEvent, SourcePosition]],
+    indices: Sequence[int],
+    contexts: Sequence[AnswerContext | None],
+    evidence: Sequence[tuple[float, float] | None],
+) -> list[Alert]:
+    """Run the pre-label monitor over one project's labels of a segment; the alerts raised.
+
+    A pre-label is judged with the item's posterior from its gold or other votes just before
+    the answer (``contexts[t].before``); with nothing to judge by (``evidence[t]`` None) the
+    label only counts as shown. A pre-label no annotator ever gave is right with chance 0."""
+    reliability = model.reliability
+    alerts: list[Alert] = []
+    for i, ctx, judged in zip(indices, contexts, evidence, strict=True):
+        event, source = events[i]
+        if event.model_label is None:
+            continue
+        p_right = None
+        if ctx is not None and judged is not None:
+            k = reliability.find_class(event.model_label)
+            p_right = ctx.before[k] if k is not None and k < len(ctx.before) else 0.0
+        for f in assist.observe(
+            event.annotator_id, event.label, event.model_label, p_right, source.offset
+        ):
+            subject = f.annotator or "model"
+            alerts.append(
+                Alert(
+                    alert_id=alert_id(f.episode_key, project, subject, shard, f.opened_at),
+                    kind=f.kind,
+                    state=f.state,
+                    severity=f.severity,
+                    ts=event.ts,
+                    project=project,
+                    annotator_id=f.annotator,
+                    subject=subject,
                     score=f.score,
                     threshold=f.threshold,
                     reason=f.reason,

@@ -26,6 +26,8 @@ AlertKind = Literal[
     "privacy_exposure",
     "revoked_item_labeled",
     "access_violation",
+    "automation_bias",
+    "model_drift",
 ]
 QUALITY_ALERT_KINDS: tuple[str, ...] = (
     "annotator_drift",
@@ -39,7 +41,10 @@ PRIVACY_ALERT_KINDS: tuple[str, ...] = (
     "revoked_item_labeled",
     "access_violation",
 )
-ALERT_KINDS: tuple[str, ...] = QUALITY_ALERT_KINDS + PRIVACY_ALERT_KINDS
+ASSIST_ALERT_KINDS: tuple[str, ...] = ("automation_bias", "model_drift")
+"""ML-assisted labeling: an annotator taking wrong pre-labels (``automation_bias``), and the
+model's pre-labels agreeing less with the crowd (``model_drift``, subject ``model``)."""
+ALERT_KINDS: tuple[str, ...] = QUALITY_ALERT_KINDS + PRIVACY_ALERT_KINDS + ASSIST_ALERT_KINDS
 ONE_SHOT_KINDS: frozenset[str] = frozenset(
     {"privacy_exposure", "revoked_item_labeled", "access_violation"}
 )
@@ -66,7 +71,8 @@ def alert_id(episode: str, project: str, subject: str, shard: str, opened_offset
 class Alert(BaseModel):
     """A finding in one project: opened, updated or resolved.
 
-    Quality alerts are about an annotator. Privacy alerts are about an annotator
+    Quality alerts are about an annotator, as is ``automation_bias``; ``model_drift`` is about
+    the project's pre-labeling model (subject ``model``). Privacy alerts are about an annotator
     (``privacy_exposure``, ``access_violation``), an item (``revoked_item_labeled``) or a
     signal kind's rate (``privacy_spike``: the subject is the signal kind). ``subject`` says
     which; it defaults to the annotator.
