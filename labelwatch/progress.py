@@ -52,8 +52,8 @@ def stderr_bars(*, enabled: bool = True) -> Stages:
     @contextmanager
     def stage(name: str, total: int | None, unit: str) -> Iterator[Advance]:
         # tqdm ships no type hints (types-tqdm is not a dependency).
-        from tqdm import tqdm  # type: ignore[import-untyped]
-        from tqdm.contrib.logging import logging_redirect_tqdm  # type: ignore[import-untyped]
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
         stream = sys.stderr  # looked up now: tests and callers may have replaced it
         sized = _terminal_sized(stream)

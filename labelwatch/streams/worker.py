@@ -41,6 +41,9 @@ def run_worker(settings: Settings) -> int:
         settings.web_port,
         "pseudonymized" if settings.pseudonym_key is not None else "stored as sent",
     )
+    # Faust creates its datadir without parents; with a server DSN nothing else has made
+    # the data directory yet.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings, topic_ids=prepare(settings))
     level = settings.log_level.upper()
     worker = faust.Worker(
