@@ -12,8 +12,9 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -138,6 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         BEHAVIOURS,
         LabelingSimulator,
         SimulationConfig,
+        encode_event,
         kafka_batches,
         kafka_records,
         malformed_messages,
@@ -181,16 +183,68 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             records = kafka_batches(records, args.batch, settings.topic_partitions)
         sent = produce(settings, settings.topic_labels, records, rate=args.rate)
     print(f"sent {sent} messages ({args.bad} malformed) to {settings.topic_labels}")
+    if args.privacy:
+        now = datetime.now(UTC)
+        made, _ = _privacy_signals(args, now - timedelta(hours=args.hours), now, stages)
+        keyed = [(str(e["project"]).encode(), encode_event(e)) for e, _ in made]
+        sent = produce(settings, settings.topic_privacy, keyed)
+        print(f"sent {sent} privacy signals over {args.hours:g} h to {settings.topic_privacy}")
     return 0
 
 
-def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> int:
+def _privacy_signals(
+    args: argparse.Namespace, start: datetime, end: datetime, stages: Any
+) -> tuple[list[tuple[dict[str, object], str | None]], list[dict[str, object]]]:
+    """Simulated privacy signals from ``start`` to ``end`` with ``args.spikes`` rate spikes
+    and ``args.exposures`` critical exposures: (event, incident name) pairs and the incidents
+    described for a ground-truth file."""
     from labelwatch.privacy_simulator import (
         PrivacySimulationConfig,
         PrivacySimulator,
         SpikeIncident,
     )
-    from labelwatch.progress import counted, stderr_bars
+    from labelwatch.progress import counted
+
+    privacy = PrivacySimulator(PrivacySimulationConfig(seed=args.seed, run_id=f"{args.run_id}-p"))
+    warmup = min(7200.0, (end - start).total_seconds() / 3)
+    incidents = privacy.random_incidents(
+        start, end, args.spikes, args.exposures, warmup_seconds=warmup
+    )
+    with stages("privacy signals", None, " signals") as advance:
+        made = [
+            (s.event, s.incident) for s in counted(privacy.signals(start, end, incidents), advance)
+        ]
+    described: list[dict[str, object]] = []
+    for incident in incidents:
+        if isinstance(incident, SpikeIncident):
+            described.append(
+                {
+                    "name": incident.name,
+                    "type": "spike",
+                    "project": incident.project,
+                    "kind": incident.kind,
+                    "start": incident.start.isoformat(),
+                    "end": incident.end.isoformat(),
+                    "factor": incident.factor,
+                }
+            )
+        else:
+            described.append(
+                {
+                    "name": incident.name,
+                    "type": "exposure",
+                    "project": incident.project,
+                    "ts": incident.ts.isoformat(),
+                    "annotator_id": incident.annotator_id,
+                    "item_id": incident.item_id,
+                    "severity": incident.severity,
+                }
+            )
+    return made, described
+
+
+def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> int:
+    from labelwatch.progress import stderr_bars
     from labelwatch.simulator import LabelingSimulator, SimulationConfig, write_mixed_file
 
     if args.hours <= 0 or args.events <= 0:
@@ -202,48 +256,12 @@ def _simulate_to_file(args: argparse.Namespace, behaviours: dict[str, int]) -> i
         behaviours=behaviours,
         events_per_second=args.events / (args.hours * 3600.0),
     )
-    privacy = PrivacySimulator(PrivacySimulationConfig(seed=args.seed, run_id=f"{args.run_id}-p"))
     stages = stderr_bars(enabled=not args.no_progress)
 
     def signals(
         start: datetime, end: datetime
     ) -> tuple[list[tuple[dict[str, object], str | None]], list[dict[str, object]]]:
-        warmup = min(7200.0, (end - start).total_seconds() / 3)
-        incidents = privacy.random_incidents(
-            start, end, args.spikes, args.exposures, warmup_seconds=warmup
-        )
-        with stages("privacy signals", None, " signals") as advance:
-            made = [
-                (s.event, s.incident)
-                for s in counted(privacy.signals(start, end, incidents), advance)
-            ]
-        described: list[dict[str, object]] = []
-        for incident in incidents:
-            if isinstance(incident, SpikeIncident):
-                described.append(
-                    {
-                        "name": incident.name,
-                        "type": "spike",
-                        "project": incident.project,
-                        "kind": incident.kind,
-                        "start": incident.start.isoformat(),
-                        "end": incident.end.isoformat(),
-                        "factor": incident.factor,
-                    }
-                )
-            else:
-                described.append(
-                    {
-                        "name": incident.name,
-                        "type": "exposure",
-                        "project": incident.project,
-                        "ts": incident.ts.isoformat(),
-                        "annotator_id": incident.annotator_id,
-                        "item_id": incident.item_id,
-                        "severity": incident.severity,
-                    }
-                )
-        return made, described
+        return _privacy_signals(args, start, end, stages)
 
     path = Path(args.to_file)
     truth = write_mixed_file(
@@ -483,10 +501,23 @@ def build_parser() -> argparse.ArgumentParser:
         "and PATH.truth.json with the injected incidents, instead of producing",
     )
     p.add_argument(
-        "--hours", type=float, default=6.0, help="--to-file: event-time span of the file"
+        "--hours",
+        type=float,
+        default=6.0,
+        help="--to-file: event-time span of the file; --privacy: of the signals",
     )
-    p.add_argument("--spikes", type=int, default=3, help="--to-file: 5x privacy rate spikes")
-    p.add_argument("--exposures", type=int, default=3, help="--to-file: critical PII exposures")
+    p.add_argument(
+        "--privacy",
+        action="store_true",
+        help="also produce privacy signals of the last --hours (with --spikes and "
+        "--exposures) to the privacy topic",
+    )
+    p.add_argument(
+        "--spikes", type=int, default=3, help="--to-file, --privacy: 5x privacy rate spikes"
+    )
+    p.add_argument(
+        "--exposures", type=int, default=3, help="--to-file, --privacy: critical PII exposures"
+    )
     p.add_argument(
         "--revocations",
         type=int,
