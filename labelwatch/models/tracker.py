@@ -28,6 +28,7 @@ new offset) is recognised within the shard's last ``dedup_window`` labels
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
 from labelwatch.models.dedup import RecentIds
 from labelwatch.models.drift import AnswerContext
 from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig
+from labelwatch.models.review import ReviewPick, ReviewPriority, ReviewSampler, confidence_band
 from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.schemas.alerts import Alert, alert_id
 
@@ -112,6 +114,38 @@ class Checkpoint:
     state: str
 
 
+@dataclass(frozen=True)
+class ReviewConfig:
+    """The review queue of one shard (see :class:`~labelwatch.models.review.ReviewSampler`).
+
+    An item is offered for review once, at the label that gives it ``after_votes`` votes,
+    with what the models knew right after that label; gold items are not offered."""
+
+    budget_per_hour: int = 25
+    random_share: float = 0.2
+    window_seconds: int = 3600
+    after_votes: int = 3
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """An item picked for expert review, for ``review_queue`` and the review topic."""
+
+    review_id: str
+    project: str
+    item_id: str
+    kind: str  # "priority" or "random"
+    priority: float
+    rank: int
+    stratum: str
+    inclusion_probability: float | None
+    reason: str
+    offered_at: datetime
+    window_start: datetime
+    shard: str
+
+
 @dataclass
 class QualityOutput:
     """Everything one batch produced, for the sinks."""
@@ -121,6 +155,7 @@ class QualityOutput:
     annotators: list[AnnotatorSnapshot] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    reviews: list[ReviewItem] = field(default_factory=list)
     # Aligned with the batch's events: sent before under the same event_id (not learned).
     duplicates: list[bool] = field(default_factory=list)
 
@@ -130,6 +165,7 @@ class QualityOutput:
         self.annotators += other.annotators
         self.checkpoints += other.checkpoints
         self.alerts += other.alerts
+        self.reviews += other.reviews
 
 
 Reliability = tuple[int, float, float, float]
@@ -142,6 +178,7 @@ class _Shard:
     models: dict[str, StreamingConsensus] = field(default_factory=dict)
     monitors: dict[str, AnnotatorMonitor] = field(default_factory=dict)
     assist: dict[str, AssistMonitor] = field(default_factory=dict)
+    review: ReviewSampler | None = None
     last_offset: int = -1
     stored_offset: int = -1  # every label up to here is in label_events
     n_labels: int = 0
@@ -164,12 +201,15 @@ class QualityTracker:
         checkpoint_every_labels: int = 50_000,
         monitor_config: MonitorConfig | None = None,
         assist_config: AssistConfig | None = None,
+        review_config: ReviewConfig | None = None,
         dedup_window: int = 100_000,
     ) -> None:
         self.model_factory = model_factory
         self.dedup_window = dedup_window
         self.monitor_config = monitor_config
         self.assist_config = assist_config
+        self.review_config = review_config or ReviewConfig()
+        self._review_priority = ReviewPriority()
         self.snapshot_seconds = snapshot_seconds
         self.checkpoint_every_labels = checkpoint_every_labels
         self._shards: dict[ShardKey, _Shard] = {}
@@ -195,6 +235,7 @@ class QualityTracker:
         checkpoint): writing it again is harmless, the tables collapse duplicates, and it
         fills in whatever a crash kept from being written the first time."""
         shard = _Shard((topic, partition), RecentIds(self.dedup_window, recent_ids))
+        shard.review = self._new_sampler(shard.key)
         if checkpoint is not None:
             data = json.loads(checkpoint.state)
             for project, state in data["models"].items():
@@ -209,6 +250,8 @@ class QualityTracker:
                 assist = AssistMonitor(self.assist_config)
                 assist.load_state(state)
                 shard.assist[project] = assist
+            if data.get("review") is not None:
+                shard.review = ReviewSampler.from_state(data["review"])
             shard.last_offset = checkpoint.last_offset
             shard.n_labels = checkpoint.n_labels
             shard.next_snapshot = data["next_snapshot"]
@@ -226,6 +269,16 @@ class QualityTracker:
         # The checkpoint's labels and ``later`` are all stored.
         shard.stored_offset = shard.last_offset
         return out
+
+    def _new_sampler(self, key: ShardKey) -> ReviewSampler:
+        config = self.review_config
+        return ReviewSampler(
+            budget_per_hour=config.budget_per_hour,
+            random_share=config.random_share,
+            window_seconds=config.window_seconds,
+            # Each shard draws its own random sample, the same one on every run.
+            seed=config.seed + zlib.crc32(shard_name(key).encode()),
+        )
 
     def already_stored(self, source: SourcePosition) -> bool:
         """True for a redelivered label whose row is already in ``label_events``.
@@ -353,6 +406,9 @@ class QualityTracker:
             shard.touched.setdefault(event.project, set()).add(event.annotator_id)
         outcomes: list[LabelOutcome] = [_NO_OUTCOME] * len(events)
         name = shard_name(shard.key)
+        # Review offers by event index: the sampler sees them in stream order after the
+        # projects' loops, so its windows close at the same labels however batches are cut.
+        offers: dict[int, tuple[str, float, str, str]] = {}
         for project, indices in by_project.items():
             model = shard.models.get(project)
             if model is None:
@@ -391,6 +447,9 @@ class QualityTracker:
             out.alerts += _watch_assist(
                 assist, model, project, name, events, indices, reads.contexts, reads.evidence
             )
+            offers.update(
+                self._review_offers(model, published, project, events, indices, reads.contexts)
+            )
             for item_id, (i, (label, confidence)) in last_read.items():
                 if item_id in model:
                     n_votes, gold = model.votes_and_gold(item_id)
@@ -404,6 +463,17 @@ class QualityTracker:
                 out.items.append(
                     ItemSnapshot(project, closed, True, last_event.ts, name, last_source.sequence)
                 )
+        assert shard.review is not None
+        picks: list[ReviewPick] = []
+        for index, (event, _) in enumerate(events):
+            ts = event.ts.timestamp()
+            offer = offers.get(index)
+            if offer is None:
+                picks += shard.review.advance(ts)
+            else:
+                key, priority, stratum, reason = offer
+                picks += shard.review.offer(key, priority, ts, stratum=stratum, reason=reason)
+        out.reviews += [_review_item(p, name) for p in picks]
         return outcomes
 
     def _snapshot(self, shard: _Shard, out: QualityOutput) -> None:
@@ -425,6 +495,51 @@ class QualityTracker:
                 )
         shard.touched = {}
 
+    def _review_offers(
+        self,
+        model: StreamingConsensus,
+        published: Mapping[str, Reliability],
+        project: str,
+        events: Sequence[tuple[LabelEvent, SourcePosition]],
+        indices: Sequence[int],
+        contexts: Sequence[AnswerContext | None],
+    ) -> dict[int, tuple[str, float, str, str]]:
+        """Review offers (sampler key, priority, stratum, reason) by event index: one per item
+        whose label ``after_votes`` is among ``indices``.
+
+        Everything is read as of that label (its context's posterior right after it, the
+        item's votes until then, the voters' latest published reliability), so the offers do
+        not depend on how the stream was cut into batches."""
+        classes = model.reliability.classes_
+        offers = {}
+        for i, ctx in zip(indices, contexts, strict=True):
+            event, _ = events[i]
+            if (
+                ctx is None
+                or event.gold_label is not None
+                or len(ctx.peers) + 1 != self.review_config.after_votes
+            ):
+                continue
+            votes = [(classes[answer], who) for who, answer in ctx.peers]
+            votes.append((event.label, event.annotator_id))
+            score = self._review_priority.explain_one(
+                {
+                    "posterior": dict(zip(classes, ctx.after, strict=False)),
+                    "votes": [
+                        (label, published[who][1]) for label, who in votes if who in published
+                    ],
+                    "model_label": event.model_label,
+                    "model_confidence": event.model_confidence,
+                }
+            )
+            offers[i] = (
+                f"{project}\x1f{event.item_id}",
+                score.priority,
+                f"{project}|{confidence_band(score.consensus_confidence)}",
+                score.reason,
+            )
+        return offers
+
     def checkpoint(self, key: ShardKey) -> Checkpoint:
         """The shard's state now, including every label up to its last applied offset."""
         shard = self._shards[key]
@@ -433,6 +548,7 @@ class QualityTracker:
             "models": {p: m.to_state() for p, m in shard.models.items()},
             "monitors": {p: m.to_state() for p, m in shard.monitors.items()},
             "assist": {p: m.to_state() for p, m in shard.assist.items()},
+            "review": None if shard.review is None else shard.review.to_state(),
             "next_snapshot": shard.next_snapshot,
             "touched": {p: sorted(a) for p, a in shard.touched.items()},
             "published": shard.published,
@@ -504,6 +620,24 @@ def _watch(
                 )
             )
     return alerts
+
+
+def _review_item(pick: ReviewPick, shard: str) -> ReviewItem:
+    project, item_id = pick.item.split("\x1f", 1)
+    return ReviewItem(
+        review_id=alert_id("review", project, item_id, shard, int(pick.window_start)),
+        project=project,
+        item_id=item_id,
+        kind=pick.kind,
+        priority=pick.priority,
+        rank=pick.rank,
+        stratum=pick.stratum,
+        inclusion_probability=pick.inclusion_probability,
+        reason=pick.reason,
+        offered_at=datetime.fromtimestamp(pick.ts, UTC),
+        window_start=datetime.fromtimestamp(pick.window_start, UTC),
+        shard=shard,
+    )
 
 
 def _watch_assist(
