@@ -24,10 +24,12 @@ Bounded memory. At most ``max_items`` items are open: beyond that the least rece
 one is closed, and :meth:`StreamingAlpha.close` closes one on request (e.g. when the consensus
 model closes it). A closed item's contribution stays in the totals and only its values are
 dropped, so a later label for it starts a *new unit*: the pairs between its old and new values
-are lost, which moves alpha slightly (toward the values' own agreement within each part).
+are lost, which moves alpha (on the shared data sets shuffled, keeping a tenth of the items
+open moved it by 0.03 to 0.06: ``bench/agreement.py``).
 :meth:`StreamingAlpha.forget` removes an open item's contribution altogether (an item withdrawn
-from the data). Memory: the values of the open items, plus ``K^2`` counts for the totals and
-for each kept window.
+from the data). Memory: the values of the open items (about 0.5 KB per item with three
+values, measured with tracemalloc), plus ``K^2`` counts for the totals and for each kept
+window. Closing items when the consensus model closes them keeps both on the same items.
 
 Trend. With event times (``ts``), each item's whole contribution also sits in the window
 (of ``window_seconds``) of its latest label, and moves to a later window when the item is
@@ -42,8 +44,9 @@ values are all one class, as :meth:`Coincidence.alpha` does (Krippendorff leaves
 undefined). It counts an annotator who labels an item twice as two values, where this model
 keeps the latest; so on data with one label per annotator and item and no item closed before
 its last label, the two agree to floating-point rounding (below 1e-9, independent of the
-order of the stream). Closing items early (a small ``max_items``) splits units; the
-benchmark (``bench/agreement.py``) checks the default against the target ``|diff| <= 0.01``.
+order of the stream). ``bench/agreement.py`` checks the default against the target
+``|diff| <= 0.01`` on the shared data sets: the largest difference measured was 1e-15.
+Closing items early (a small ``max_items``) splits units, and the two then differ.
 
 One model holds one population (e.g. one project, as the tracker keeps one consensus model per
 project). :class:`Coincidence` values add up, so pooled or per-shard alphas are the alpha of
