@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from labelwatch.models.monitor import MonitorConfig
 from labelwatch.models.privacy import PrivacyConfig
+from labelwatch.models.tracker import ReviewConfig
 from labelwatch.schemas.alerts import QUALITY_ALERT_KINDS
 
 _M = MonitorConfig  # the detector defaults live with the detectors
@@ -59,6 +60,9 @@ class Settings(BaseSettings):
         description="Topic receiving every rejected input message, original bytes plus reason.",
     )
     topic_alerts: str = Field("labelwatch.alerts", description="Output topic for alerts.")
+    topic_review: str = Field(
+        "labelwatch.review-queue", description="Output topic for items picked for expert review."
+    )
     topic_partitions: int = Field(
         4,
         ge=1,
@@ -334,6 +338,31 @@ class Settings(BaseSettings):
         pattern=r"^(debug|info|warning|error)$",
         description="Worker log level: debug, info, warning or error.",
     )
+    review_budget_per_hour: int = Field(
+        100,
+        ge=1,
+        description="Items picked for expert review per hour of event time, over all "
+        "partitions (each partition's models get an equal share).",
+    )
+    review_random_share: float = Field(
+        0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of the review budget drawn uniformly at random (stratified by "
+        "project and consensus confidence), so audit estimates stay unbiased.",
+    )
+    review_window_seconds: int = Field(
+        3600,
+        ge=1,
+        le=3600,
+        description="Event-time window in which review picks are decided (divides an hour).",
+    )
+    review_after_votes: int = Field(
+        3,
+        ge=1,
+        description="An item is judged for review once, at the label that gives it this many "
+        "votes (items that never get as many are not offered).",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="Log lines as text, or as one JSON object per line (for log collectors).",
@@ -411,7 +440,28 @@ class Settings(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _check_review_window(self) -> Settings:
+        windows = 3600 // self.review_window_seconds
+        if 3600 % self.review_window_seconds:
+            raise ValueError("review_window_seconds must divide an hour (3600 seconds)")
+        if self.review_budget_per_hour < windows * self.topic_partitions:
+            raise ValueError(
+                f"review_budget_per_hour must be at least {windows * self.topic_partitions}: "
+                f"each of the {self.topic_partitions} partitions needs one pick per window"
+            )
+        return self
+
     # --- derived values -------------------------------------------------------------------
+    def review_config(self) -> ReviewConfig:
+        """One partition's review queue: its share of the hourly budget."""
+        return ReviewConfig(
+            budget_per_hour=self.review_budget_per_hour // self.topic_partitions,
+            random_share=self.review_random_share,
+            window_seconds=self.review_window_seconds,
+            after_votes=self.review_after_votes,
+        )
+
     def monitor_config(self) -> MonitorConfig:
         """The annotator monitor's detector settings."""
         return MonitorConfig(

@@ -661,12 +661,13 @@ def _watch_assist(
         event, source = events[i]
         if event.model_label is None:
             continue
-        p_right = None
+        p_right, sure = None, 0.0
         if ctx is not None and judged is not None:
             k = reliability.find_class(event.model_label)
             p_right = ctx.before[k] if k is not None and k < len(ctx.before) else 0.0
+            sure = max(ctx.before)
         for f in assist.observe(
-            event.annotator_id, event.label, event.model_label, p_right, source.offset
+            event.annotator_id, event.label, event.model_label, p_right, source.offset, sure
         ):
             subject = f.annotator or "model"
             alerts.append(

@@ -31,6 +31,7 @@ from labelwatch.models.tracker import (
     ItemSnapshot,
     LabelOutcome,
     QualityOutput,
+    ReviewItem,
 )
 from labelwatch.schemas import LabelEvent, PrivacySignal, SourcePosition
 from labelwatch.schemas.alerts import Alert, EvidenceValue
@@ -141,6 +142,21 @@ REVOKED_ITEM_COLUMNS: tuple[str, ...] = (
     "event_id",
     "ingested_at",
 )
+REVIEW_QUEUE_COLUMNS: tuple[str, ...] = (
+    "review_id",
+    "project",
+    "item_id",
+    "kind",
+    "priority",
+    "rank",
+    "stratum",
+    "inclusion_probability",
+    "reason",
+    "offered_at",
+    "window_start",
+    "shard",
+    "ingested_at",
+)
 CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "source_topic",
     "source_topic_id",
@@ -159,6 +175,7 @@ TABLES: dict[str, tuple[str, ...]] = {
     "item_consensus": ITEM_CONSENSUS_COLUMNS,
     "annotator_reliability": ANNOTATOR_RELIABILITY_COLUMNS,
     "alerts": ALERT_COLUMNS,
+    "review_queue": REVIEW_QUEUE_COLUMNS,
     "model_checkpoints": CHECKPOINT_COLUMNS,
 }
 
@@ -371,6 +388,24 @@ def revoked_item_row(revocation: Revocation, ingested_at: datetime) -> tuple[Any
     )
 
 
+def review_row(r: ReviewItem, ingested_at: datetime) -> tuple[Any, ...]:
+    return (
+        r.review_id,
+        r.project,
+        r.item_id,
+        r.kind,
+        r.priority,
+        r.rank,
+        r.stratum,
+        r.inclusion_probability,
+        r.reason,
+        r.offered_at,
+        r.window_start,
+        r.shard,
+        ingested_at,
+    )
+
+
 def checkpoint_row(c: Checkpoint, created_at: datetime, topic_id: str = "") -> tuple[Any, ...]:
     return (c.topic, topic_id, c.partition, c.last_offset, c.n_labels, c.state, created_at)
 
@@ -394,6 +429,7 @@ def sink_rows(
         "item_consensus": [item_consensus_row(i) for i in quality.items],
         "annotator_reliability": [annotator_reliability_row(a) for a in quality.annotators],
         "alerts": [alert_row(a, now) for a in quality.alerts],
+        "review_queue": [review_row(r, now) for r in quality.reviews],
         "model_checkpoints": [
             checkpoint_row(c, now, ids.get(c.topic, "")) for c in quality.checkpoints
         ],

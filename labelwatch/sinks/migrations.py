@@ -484,6 +484,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        8,
+        "review_queue",
+        (
+            # Items picked for expert review: the highest priorities of each event-time window
+            # ('priority') and a stratified random share ('random', with the probability the
+            # item had of being drawn, for unbiased audit estimates). review_id names the
+            # item's pick, so a replayed pick collapses.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.review_queue (
+                review_id String,
+                project LowCardinality(String),
+                item_id String,
+                kind LowCardinality(String),
+                priority Float64,
+                rank UInt32,
+                stratum String,
+                inclusion_probability Nullable(Float64),
+                reason String,
+                offered_at DateTime64(3, 'UTC'),
+                window_start DateTime64(3, 'UTC'),
+                shard LowCardinality(String),
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(window_start)
+            ORDER BY (project, review_id)
+            SETTINGS non_replicated_deduplication_window = 1000
+            """,
+        ),
+    ),
 )
 
 
@@ -507,6 +538,7 @@ RETENTION_TABLES: dict[str, tuple[str, bool]] = {
     "annotator_minute_agg": ("minute", False),
     "item_consensus": ("toDateTime(updated_at)", False),
     "alerts": ("toDateTime(ts)", False),
+    "review_queue": ("toDateTime(window_start)", False),
 }
 
 

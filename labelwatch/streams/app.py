@@ -33,7 +33,7 @@ from faust.web import View
 from labelwatch.models.consensus import StreamingConsensus
 from labelwatch.models.privacy_tracker import PrivacyTracker
 from labelwatch.models.revocations import Revocation, RevocationRegistry
-from labelwatch.models.tracker import QualityTracker
+from labelwatch.models.tracker import QualityTracker, ReviewItem
 from labelwatch.schemas import InvalidEvent
 from labelwatch.schemas.alerts import Alert
 from labelwatch.schemas.pseudonym import Pseudonymizer
@@ -47,6 +47,7 @@ from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.kafka_security import broker_credentials
 from labelwatch.streams.pipeline import LabelPipeline, Revocations, retrying
 from labelwatch.streams.privacy_pipeline import PrivacyPipeline
+from labelwatch.streams.review import review_record
 from labelwatch.web.pages import register_dashboard
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,21 @@ class FaustAlerts:
             await delivery
         for notifier in self._notifiers:
             notifier.offer(alerts)
+
+
+class FaustReviews:
+    """Publishes review picks to the review topic and waits until the broker has them."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self._topic = topic
+
+    async def publish(self, items: Sequence[ReviewItem]) -> None:
+        pending = []
+        for item in items:
+            key, value = review_record(item)
+            pending.append(await self._topic.send(key=key, value=value))
+        for delivery in pending:
+            await delivery
 
 
 def notifiers(
@@ -151,6 +167,7 @@ def quality_tracker(settings: Settings) -> QualityTracker:
         snapshot_seconds=settings.reliability_snapshot_seconds,
         checkpoint_every_labels=settings.checkpoint_every_labels,
         monitor_config=settings.monitor_config(),
+        review_config=settings.review_config(),
         dedup_window=settings.dedup_window,
     )
 
@@ -208,6 +225,7 @@ def create_app(
         settings.topic_dead_letter, key_serializer="raw", value_serializer="raw"
     )
     alerts_topic = app.topic(settings.topic_alerts, key_serializer="raw", value_serializer="raw")
+    review_topic = app.topic(settings.topic_review, key_serializer="raw", value_serializer="raw")
     privacy_topic = app.topic(
         settings.topic_privacy, key_serializer="raw", value_serializer="raw", allow_empty=True
     )
@@ -242,6 +260,7 @@ def create_app(
             topic_ids=topic_ids,
             dead_letters=FaustDeadLetters(dead_letter_topic),
             alerts=resources.alerts,
+            reviews=FaustReviews(review_topic),
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,
             retry_max_seconds=settings.sink_retry_max_seconds,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from labelwatch.models.revocations import Revocation, RevocationRegistry
-from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker
+from labelwatch.models.tracker import Checkpoint, QualityOutput, QualityTracker, ReviewItem
 from labelwatch.schemas import (
     InvalidEvent,
     LabelEvent,
@@ -53,6 +53,13 @@ class AlertOutput(Protocol):
     publishing an alert twice is harmless (consumers deduplicate by ``alert_id`` and state)."""
 
     async def publish(self, alerts: Sequence[Alert]) -> None: ...
+
+
+class ReviewOutput(Protocol):
+    """Where review picks go (the review topic). ``publish`` returns once all are durably
+    delivered; publishing a pick twice is harmless (consumers deduplicate by ``review_id``)."""
+
+    async def publish(self, items: Sequence[ReviewItem]) -> None: ...
 
 
 class ShardStore(Protocol):
@@ -125,6 +132,7 @@ class LabelPipeline:
         dead_letters: DeadLetterOutput,
         metrics: Metrics,
         alerts: AlertOutput | None = None,
+        reviews: ReviewOutput | None = None,
         max_message_bytes: int,
         tracker: QualityTracker | None = None,
         topic_ids: Mapping[str, str] | None = None,
@@ -142,6 +150,7 @@ class LabelPipeline:
         self._topic_ids = dict(topic_ids or {})
         self._dead_letters = dead_letters
         self._alerts = alerts
+        self._reviews = reviews
         self._metrics = metrics
         self._max_message_bytes = max_message_bytes
         self._retry_max_seconds = retry_max_seconds
@@ -172,12 +181,14 @@ class LabelPipeline:
         quality = QualityOutput()
         to_store = valid
         fresh_alerts: list[Alert] = []
+        fresh_reviews: list[ReviewItem] = []
         if self._tracker is not None:
             tracker = self._tracker
             quality = await self._restore_shards(tracker, valid)
             applied = tracker.apply(valid)
             quality.extend(applied)
             fresh_alerts = applied.alerts
+            fresh_reviews = applied.reviews
             self._observe_quality(tracker, quality)
             # A redelivered label whose row is stored stays as it was, and a label sent again
             # under a recent event_id has its original stored: neither is learned again (see
@@ -200,7 +211,9 @@ class LabelPipeline:
         # stored, so they are only written to ClickHouse again (in case a crash came between
         # the two inserts), not published twice.
         if self._revocations is None:
-            written, started = await self._publish_and_store(to_store, quality, fresh_alerts)
+            written, started = await self._publish_and_store(
+                to_store, quality, fresh_alerts, fresh_reviews
+            )
         else:
             # Under the revocations' lock: a revocation processed meanwhile either is seen
             # here, or waits until these labels are stored and then finds them (see
@@ -210,7 +223,7 @@ class LabelPipeline:
                 revoked = self._revocations.registry.check(to_store)
                 quality.alerts.extend(revoked)
                 written, started = await self._publish_and_store(
-                    to_store, quality, fresh_alerts + revoked
+                    to_store, quality, fresh_alerts + revoked, fresh_reviews
                 )
         if self._tracker is not None:
             # Duplicates included: their event is stored (at its first offset).
@@ -226,9 +239,14 @@ class LabelPipeline:
         to_store: list[tuple[LabelEvent, SourcePosition]],
         quality: QualityOutput,
         fresh_alerts: list[Alert],
+        fresh_reviews: list[ReviewItem],
     ) -> tuple[dict[str, int], float]:
         if fresh_alerts and self._alerts is not None:
             await self._publish_alerts(self._alerts, fresh_alerts)
+        # Review picks follow the alerts' rule (see above): published before the write.
+        if fresh_reviews and self._reviews is not None:
+            output = self._reviews
+            await self._retrying("review_queue", lambda: output.publish(fresh_reviews))
         tables = sink_rows(to_store, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
         written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))

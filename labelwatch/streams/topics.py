@@ -34,6 +34,7 @@ def wanted_topics(settings: Settings) -> dict[str, dict[str, object]]:
         topic: _spec(settings, input_bytes) for topic in input_topics(settings)
     }
     wanted[settings.topic_alerts] = _spec(settings, None)
+    wanted[settings.topic_review] = _spec(settings, None)
     wanted[settings.topic_dead_letter] = _spec(settings, dead_letter_bytes)
     return wanted
 
