@@ -207,8 +207,8 @@ class DisagreementAttribution(base.Base):
         """Fold the groups with the fewest disagreements into :data:`OTHERS` once a table
         is 10% over its cap (so the sort runs once per 10% of the cap)."""
         if (
-            len(self._annotators) <= self.max_annotators * 1.1
-            and len(self._projects) <= self.max_projects * 1.1
+            len(self._annotators) <= self.max_annotators + self.max_annotators // 10
+            and len(self._projects) <= self.max_projects + self.max_projects // 10
         ):
             return
         tables: list[tuple[dict[Any, _Tally], _Tally, int]] = [
@@ -348,12 +348,14 @@ class DisagreementAttribution(base.Base):
             return [f"no disagreement{where} ({self.n_labels:,} labels)"]
         sentences = []
         c = self.concentration(top)
-        names = ", ".join(c.annotators)
-        who = "annotator" if len(c.annotators) == 1 else "annotators"
-        sentences.append(
-            f"{c.disagreement_share:.0%} of the disagreement{where} comes from "
-            f"{len(c.annotators)} {who} ({names}), who gave {c.label_share:.0%} of the labels"
-        )
+        if c.annotators:  # none when every annotator with disagreements was folded
+            names = ", ".join(c.annotators)
+            who = "annotator" if len(c.annotators) == 1 else "annotators"
+            sentences.append(
+                f"{c.disagreement_share:.0%} of the disagreement{where} comes from "
+                f"{len(c.annotators)} {who} ({names}), who gave {c.label_share:.0%} of the "
+                "labels"
+            )
         pair = self.by_pair()[0]
         assert isinstance(pair.key, tuple)
         sentences.append(
@@ -379,8 +381,9 @@ class DisagreementAttribution(base.Base):
         worst = max(
             (s for s in self.by_annotator() if s.key != OTHERS),
             key=lambda s: (s.excess or 0.0, str(s.key)),
+            default=None,
         )
-        if worst.excess is not None and worst.excess >= 1.0 and worst.expected is not None:
+        if worst is not None and worst.expected is not None and (worst.excess or 0.0) >= 1.0:
             sentences.append(
                 f"{worst.key} disagrees {worst.disagreements:,} times, {worst.excess:.0f} more "
                 f"than the classes they labeled predict ({worst.rate:.0%} vs "

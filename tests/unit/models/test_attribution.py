@@ -101,6 +101,10 @@ def test_the_annotator_cap_folds_the_quiet_ones_and_keeps_totals_exact() -> None
     assert capped.n_disagreements == full.n_disagreements
     assert sum(s.disagreements for s in capped.by_annotator()) == full.n_disagreements
     assert sum(s.labels for s in capped.by_annotator()) == full.n_labels
+    tiny = DisagreementAttribution(max_annotators=1)
+    tiny.update_many(stream)
+    assert len(tiny.by_annotator()) <= 2 and tiny.n_disagreements == full.n_disagreements
+    assert tiny.report()  # still says something with almost everyone folded
 
 
 def test_labels_without_reference_are_skipped_and_no_disagreement_is_said() -> None:
