@@ -11,7 +11,7 @@ DEMO_SECONDS ?= 30
 
 .PHONY: install demo test check lint types broker broker-stop kafka-fetch debian-tools browser schema clean \
 	bench-consensus bench-decode bench-drift bench-latency bench-privacy bench-chaos bench-throughput \
-	bench-model bench-memory bench-scale-out
+	bench-model bench-memory bench-scale-out bench-assist bench-review bench-agreement bench-plots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -111,6 +111,18 @@ bench-memory: install ## worker RSS per 100k tracked items and per 10k annotator
 
 bench-scale-out: install kafka-fetch ## 1 vs 2 workers in one consumer group: speed-up and identical results
 	$(BIN)/python bench/scale_out.py $(SCALE_ARGS)
+
+bench-assist: install ## automation bias (precision/recall after 100 pre-labels each) and model drift, in simulation
+	$(BIN)/python bench/assist.py $(ASSIST_ARGS)
+
+bench-review: install ## review queue: wrong consensus found in the top 10% vs a random 10% (shared data sets)
+	$(BIN)/python bench/review_sampling.py
+
+bench-agreement: $(BENCH_VENV)/.installed ## streaming Krippendorff's alpha vs Crowd-Kit's batch value (shared data sets)
+	$(BENCH_VENV)/bin/python bench/agreement.py
+
+bench-plots: install ## re-draw every benchmark's plot from its JSON in bench/results
+	$(BIN)/python bench/plots.py bench/results/*.json
 
 clean: ## remove local state (not the cached Kafka jars)
 	rm -rf .labelwatch .pytest_cache .mypy_cache .ruff_cache

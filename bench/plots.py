@@ -900,6 +900,72 @@ def privacy_detection(result: Result, out: Path) -> None:
     )
 
 
+def assist(result: Result, out: Path) -> None:
+    """bench/assist.py: automation-bias precision and recall after 100 pre-labeled items each
+    (target 0.95), and model-drift detection delays with the false alarms."""
+    fig, (ax, dl) = _figure(2, width_ratios=(1, 1.6))
+    bias = result["automation_bias"]
+    bars = ax.bar(["precision", "recall"], [bias["precision"], bias["recall"]], 0.5, color=OURS)
+    _bar_values(ax, bars, lambda v: f"{v:.3f}")
+    _target(ax, bias["target"], f"target {bias['target']}")
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("pooled over seeds")
+    runs = bias["runs"]
+    ax.set_title(
+        f"Automation bias flagged after 100 pre-labels each\n({len(runs)} seeds, "
+        f"{sum(len(r['biased']) for r in runs)} biased annotators)",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="lower right")
+    drift = result["model_drift"]
+    delays = drift["delays"]
+    if delays:
+        _box(dl, [delays], [0], [OURS])
+    else:
+        _no_data(dl, "no detection")
+    dl.set_xticks(
+        [0],
+        [
+            f"model accuracy 0.8 → 0.5\ndetected {len(delays)}, missed {drift['missed']}; "
+            f"false alarms {drift['false_alarms']}\nin {drift['null_labels']:,} labels without a drop"
+        ],
+        fontsize=8,
+    )
+    dl.set_ylabel("labels of the stream from the drop to model_drift")
+    dl.set_title("Model drift: detection delay per project", fontsize=10)
+    dl.grid(axis="y", alpha=0.3)
+    _finish(fig, "labelwatch: ML-assisted labeling health (simulation)", result, out)
+
+
+def review_sampling(result: Result, out: Path) -> None:
+    """bench/review_sampling.py: wrong consensus found in the top 10% the queue ranks, as a
+    multiple of a random 10%, per data set and order (target 2x)."""
+    fig, (ax,) = _figure(1, width=10.0)
+    names = list(result["datasets"])
+    for offset, key, label, color in (
+        (-0.2, "ranked", "ranked at the end of the stream", OURS),
+        (0.2, "queue", "streaming queue (10% budget)", REFERENCE),
+    ):
+        for i, name in enumerate(names):
+            ratios = [r[key]["ratio"] for r in result["datasets"][name]["runs"]]
+            ax.scatter(
+                [i + offset] * len(ratios),
+                ratios,
+                color=color,
+                s=22,
+                zorder=3,
+                label=label if i == 0 else None,
+            )
+    _target(ax, result.get("target_ratio", 2.0), f"target {result.get('target_ratio', 2.0)}x")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yscale("log")
+    ax.set_ylabel("wrong consensus found / expected in a random 10% (log)")
+    ax.set_title("Review sampling: file order and seeded shuffles", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    _finish(fig, "labelwatch: review queue vs random review", result, out)
+
+
 PLOTS: dict[str, Callable[[Result, Path], None]] = {
     "throughput": throughput,
     "alert_latency": alert_latency,
@@ -911,6 +977,8 @@ PLOTS: dict[str, Callable[[Result, Path], None]] = {
     "scale_out": scale_out,
     "chaos": chaos,
     "privacy_detection": privacy_detection,
+    "assist": assist,
+    "review_sampling": review_sampling,
 }
 
 # Keys only one benchmark's result has, for JSON files written under another name (--out).
@@ -925,6 +993,8 @@ SIGNATURES: dict[str, str] = {
     "events_per_partition": "scale_out",
     "ledger": "chaos",
     "fixed_3x": "privacy_detection",
+    "automation_bias": "assist",
+    "share_reviewed": "review_sampling",
 }
 
 

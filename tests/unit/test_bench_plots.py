@@ -347,6 +347,40 @@ RESULTS: dict[str, dict[str, Any]] = {
             }
         ],
     },
+    "assist": {
+        "date": "2026-11-22T11:35:00+00:00",
+        "machine": {"platform": "Linux", "python": "3.11.7", "cpus": 2},
+        "automation_bias": {
+            "runs": [{"seed": 1, "biased": ["a", "b"], "flagged": ["a"]}],
+            "precision": 1.0,
+            "recall": 0.5,
+            "target": 0.95,
+            "met": False,
+        },
+        "model_drift": {
+            "runs": [],
+            "null_runs": [],
+            "delays": [650, 1200, 2400],
+            "missed": 1,
+            "false_alarms": 0,
+            "null_labels": 300000,
+        },
+    },
+    "review_sampling": {
+        "date": "2026-11-22T11:28:00+00:00",
+        "machine": {"platform": "Linux", "python": "3.11.7", "cpus": 2},
+        "share_reviewed": 0.1,
+        "target_ratio": 2.0,
+        "datasets": {
+            name: {
+                "runs": [
+                    {"order": "file", "ranked": {"ratio": r}, "queue": {"ratio": r * 0.9}},
+                    {"order": "seed 1", "ranked": {"ratio": r + 0.1}, "queue": {"ratio": r}},
+                ]
+            }
+            for name, r in (("duck", 3.5), ("face", 1.4))
+        },
+    },
 }
 
 
