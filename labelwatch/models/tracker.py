@@ -36,7 +36,9 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from labelwatch.models.agreement import Coincidence, StreamingAlpha
 from labelwatch.models.assist import AssistConfig, AssistMonitor
+from labelwatch.models.confusion import ConfusionFinding, ConfusionStructure
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
 from labelwatch.models.dedup import RecentIds
 from labelwatch.models.drift import AnswerContext
@@ -146,6 +148,29 @@ class ReviewItem:
     shard: str
 
 
+@dataclass(frozen=True, slots=True)
+class AgreementSnapshot:
+    """A shard's agreement counts of one project at a reliability tick, for ``agreement``:
+    the totals (``window_start`` at the epoch) or one event-time window's units."""
+
+    ts: datetime
+    project: str
+    shard: str
+    window_start: datetime
+    coincidence: Coincidence
+
+
+@dataclass(frozen=True, slots=True)
+class FindingSnapshot:
+    """A change in the confusion structure, where it was found, for ``confusion_findings``."""
+
+    finding_id: str
+    ts: datetime
+    finding: ConfusionFinding
+    shard: str
+    offset: int
+
+
 @dataclass
 class QualityOutput:
     """Everything one batch produced, for the sinks."""
@@ -156,6 +181,8 @@ class QualityOutput:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     reviews: list[ReviewItem] = field(default_factory=list)
+    agreement: list[AgreementSnapshot] = field(default_factory=list)
+    findings: list[FindingSnapshot] = field(default_factory=list)
     # Aligned with the batch's events: sent before under the same event_id (not learned).
     duplicates: list[bool] = field(default_factory=list)
 
@@ -166,6 +193,8 @@ class QualityOutput:
         self.checkpoints += other.checkpoints
         self.alerts += other.alerts
         self.reviews += other.reviews
+        self.agreement += other.agreement
+        self.findings += other.findings
 
 
 Reliability = tuple[int, float, float, float]
@@ -179,6 +208,10 @@ class _Shard:
     monitors: dict[str, AnnotatorMonitor] = field(default_factory=dict)
     assist: dict[str, AssistMonitor] = field(default_factory=dict)
     review: ReviewSampler | None = None
+    agreement: dict[str, StreamingAlpha] = field(default_factory=dict)
+    confusion: ConfusionStructure = field(default_factory=ConfusionStructure)
+    # project -> window start (0: totals) -> counts last written to ``agreement``
+    agreement_written: dict[str, dict[float, Coincidence]] = field(default_factory=dict)
     last_offset: int = -1
     stored_offset: int = -1  # every label up to here is in label_events
     n_labels: int = 0
@@ -202,6 +235,7 @@ class QualityTracker:
         monitor_config: MonitorConfig | None = None,
         assist_config: AssistConfig | None = None,
         review_config: ReviewConfig | None = None,
+        agreement_max_items: int = 1_000_000,
         dedup_window: int = 100_000,
     ) -> None:
         self.model_factory = model_factory
@@ -209,6 +243,7 @@ class QualityTracker:
         self.monitor_config = monitor_config
         self.assist_config = assist_config
         self.review_config = review_config or ReviewConfig()
+        self.agreement_max_items = agreement_max_items
         self._review_priority = ReviewPriority()
         self.snapshot_seconds = snapshot_seconds
         self.checkpoint_every_labels = checkpoint_every_labels
@@ -252,6 +287,10 @@ class QualityTracker:
                 shard.assist[project] = assist
             if data.get("review") is not None:
                 shard.review = ReviewSampler.from_state(data["review"])
+            for project, state in data.get("agreement", {}).items():
+                shard.agreement[project] = StreamingAlpha.from_state(state)
+            if "confusion" in data:
+                shard.confusion = ConfusionStructure.from_state(data["confusion"])
             shard.last_offset = checkpoint.last_offset
             shard.n_labels = checkpoint.n_labels
             shard.next_snapshot = data["next_snapshot"]
@@ -450,6 +489,21 @@ class QualityTracker:
             offers.update(
                 self._review_offers(model, published, project, events, indices, reads.contexts)
             )
+            alpha = shard.agreement.get(project)
+            if alpha is None:
+                alpha = shard.agreement[project] = StreamingAlpha(
+                    max_items=self.agreement_max_items
+                )
+            out.findings += _watch_agreement(
+                alpha,
+                shard.confusion,
+                model,
+                name,
+                events,
+                indices,
+                reads.contexts,
+                reads.evidence,
+            )
             for item_id, (i, (label, confidence)) in last_read.items():
                 if item_id in model:
                     n_votes, gold = model.votes_and_gold(item_id)
@@ -460,6 +514,7 @@ class QualityTracker:
                     )
             last_event, last_source = events[indices[-1]]
             for closed in model.pop_closed():
+                alpha.close(closed.item)  # its contribution stays in the totals
                 out.items.append(
                     ItemSnapshot(project, closed, True, last_event.ts, name, last_source.sequence)
                 )
@@ -477,10 +532,21 @@ class QualityTracker:
         return outcomes
 
     def _snapshot(self, shard: _Shard, out: QualityOutput) -> None:
-        """Reliability snapshots of the annotators active since the previous tick."""
+        """Reliability snapshots of the annotators active since the previous tick, and the
+        agreement counts that changed since then."""
         assert shard.next_snapshot is not None
         tick = datetime.fromtimestamp(shard.next_snapshot, UTC)
         name = shard_name(shard.key)
+        for project, alpha in shard.agreement.items():
+            written = shard.agreement_written.setdefault(project, {})
+            for start, counts in [(0.0, alpha.coincidence()), *alpha.trend()]:
+                if written.get(start) != counts:
+                    written[start] = counts
+                    when = datetime.fromtimestamp(start, UTC)
+                    out.agreement.append(AgreementSnapshot(tick, project, name, when, counts))
+            if len(written) > 2 * (alpha.n_windows + 1):  # forget windows the model dropped
+                kept = {0.0, *(start for start, _ in alpha.trend())}
+                shard.agreement_written[project] = {w: c for w, c in written.items() if w in kept}
         for project, annotators in shard.touched.items():
             reliability = shard.models[project].reliability
             published = shard.published.setdefault(project, {})
@@ -549,6 +615,8 @@ class QualityTracker:
             "monitors": {p: m.to_state() for p, m in shard.monitors.items()},
             "assist": {p: m.to_state() for p, m in shard.assist.items()},
             "review": None if shard.review is None else shard.review.to_state(),
+            "agreement": {p: m.to_state() for p, m in shard.agreement.items()},
+            "confusion": shard.confusion.to_state(),
             "next_snapshot": shard.next_snapshot,
             "touched": {p: sorted(a) for p, a in shard.touched.items()},
             "published": shard.published,
@@ -620,6 +688,56 @@ def _watch(
                 )
             )
     return alerts
+
+
+def _watch_agreement(
+    alpha: StreamingAlpha,
+    confusion: ConfusionStructure,
+    model: StreamingConsensus,
+    shard: str,
+    events: Sequence[tuple[LabelEvent, SourcePosition]],
+    indices: Sequence[int],
+    contexts: Sequence[AnswerContext | None],
+    evidence: Sequence[tuple[float, float] | None],
+) -> list[FindingSnapshot]:
+    """Feed one project's labels of a segment to the agreement and confusion models; the
+    confusion findings.
+
+    A label's reference class is its item's gold answer, else the consensus of the item's
+    other votes just before it (the label itself plays no part); a first vote without gold
+    has none and only counts for agreement."""
+    classes = model.reliability.classes_
+    found: list[FindingSnapshot] = []
+    for i, ctx, judged in zip(indices, contexts, evidence, strict=True):
+        event, source = events[i]
+        ts = event.ts.timestamp()
+        alpha.update(
+            {"item": event.item_id, "annotator": event.annotator_id, "label": event.label, "ts": ts}
+        )
+        reference = event.gold_label
+        if reference is None and ctx is not None and judged is not None:
+            best = max(range(len(ctx.before)), key=ctx.before.__getitem__)
+            reference = classes[best] if best < len(classes) else None
+        for f in confusion.update(
+            {
+                "label": event.label,
+                "reference": reference,
+                "project": event.project,
+                "guideline_version": event.guideline_version,
+                "annotator": event.annotator_id,
+            }
+        ):
+            key = f"{f.kind}:{f.guideline}:{f.reference}>{f.given}"
+            found.append(
+                FindingSnapshot(
+                    finding_id=alert_id("confusion", event.project, key, shard, source.offset),
+                    ts=event.ts,
+                    finding=f,
+                    shard=shard,
+                    offset=source.offset,
+                )
+            )
+    return found
 
 
 def _review_item(pick: ReviewPick, shard: str) -> ReviewItem:

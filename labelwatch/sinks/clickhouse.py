@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -24,10 +26,13 @@ from clickhouse_connect.driver.client import Client
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
+from labelwatch.models.agreement import Coincidence
 from labelwatch.models.revocations import Revocation
 from labelwatch.models.tracker import (
+    AgreementSnapshot,
     AnnotatorSnapshot,
     Checkpoint,
+    FindingSnapshot,
     ItemSnapshot,
     LabelOutcome,
     QualityOutput,
@@ -157,6 +162,36 @@ REVIEW_QUEUE_COLUMNS: tuple[str, ...] = (
     "shard",
     "ingested_at",
 )
+AGREEMENT_COLUMNS: tuple[str, ...] = (
+    "ts",
+    "project",
+    "shard",
+    "window_start",
+    "n_units",
+    "n_values",
+    "alpha",
+    "coincidence",
+)
+CONFUSION_FINDING_COLUMNS: tuple[str, ...] = (
+    "finding_id",
+    "ts",
+    "project",
+    "kind",
+    "guideline_version",
+    "baseline_version",
+    "reference",
+    "given",
+    "old_rate",
+    "new_rate",
+    "ratio",
+    "support_before",
+    "support_after",
+    "annotators",
+    "sentence",
+    "shard",
+    "offset",
+    "ingested_at",
+)
 CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "source_topic",
     "source_topic_id",
@@ -176,6 +211,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "annotator_reliability": ANNOTATOR_RELIABILITY_COLUMNS,
     "alerts": ALERT_COLUMNS,
     "review_queue": REVIEW_QUEUE_COLUMNS,
+    "agreement": AGREEMENT_COLUMNS,
+    "confusion_findings": CONFUSION_FINDING_COLUMNS,
     "model_checkpoints": CHECKPOINT_COLUMNS,
 }
 
@@ -406,6 +443,52 @@ def review_row(r: ReviewItem, ingested_at: datetime) -> tuple[Any, ...]:
     )
 
 
+def agreement_row(a: AgreementSnapshot) -> tuple[Any, ...]:
+    c = a.coincidence
+    cells = [[k[0], k[1], v] for k, v in sorted(c.counts.items()) if v]
+    return (
+        a.ts,
+        a.project,
+        a.shard,
+        a.window_start,
+        c.n_units,
+        c.n_values,
+        c.alpha(),
+        to_json(cells).decode(),
+    )
+
+
+def coincidence_of(n_units: int, cells_json: str) -> Coincidence:
+    """The counts an ``agreement`` row holds (add the rows of several shards with ``+``)."""
+    cells = json.loads(cells_json)
+    return Coincidence({(c, k): float(v) for c, k, v in cells}, n_units)
+
+
+def finding_row(f: FindingSnapshot, ingested_at: datetime) -> tuple[Any, ...]:
+    x = f.finding
+    ratio = x.ratio if math.isfinite(x.ratio) else 1e9
+    return (
+        f.finding_id,
+        f.ts,
+        x.project or "",
+        x.kind,
+        x.guideline or "",
+        x.baseline or "",
+        x.reference,
+        x.given,
+        x.old_rate,
+        x.new_rate,
+        ratio,
+        x.old_support,
+        x.new_support,
+        x.annotators,
+        x.sentence,
+        f.shard,
+        f.offset,
+        ingested_at,
+    )
+
+
 def checkpoint_row(c: Checkpoint, created_at: datetime, topic_id: str = "") -> tuple[Any, ...]:
     return (c.topic, topic_id, c.partition, c.last_offset, c.n_labels, c.state, created_at)
 
@@ -430,6 +513,8 @@ def sink_rows(
         "annotator_reliability": [annotator_reliability_row(a) for a in quality.annotators],
         "alerts": [alert_row(a, now) for a in quality.alerts],
         "review_queue": [review_row(r, now) for r in quality.reviews],
+        "agreement": [agreement_row(a) for a in quality.agreement],
+        "confusion_findings": [finding_row(f, now) for f in quality.findings],
         "model_checkpoints": [
             checkpoint_row(c, now, ids.get(c.topic, "")) for c in quality.checkpoints
         ],

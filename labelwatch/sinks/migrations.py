@@ -515,6 +515,91 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        9,
+        "root_causes",
+        (
+            # Inter-annotator agreement: each shard's running coincidence counts per project,
+            # written at reliability ticks; window_start 1970-01-01 holds the totals, other
+            # rows the units whose latest label fell in that event-time window. Shards hold
+            # disjoint items, so the counts of the shards' newest rows add up (see
+            # labelwatch.models.agreement.Coincidence); coincidence is JSON [[c, k, o_ck]].
+            """
+            CREATE TABLE IF NOT EXISTS {db}.agreement (
+                ts DateTime64(3, 'UTC'),
+                project LowCardinality(String),
+                shard LowCardinality(String),
+                window_start DateTime64(3, 'UTC'),
+                n_units UInt32,
+                n_values UInt32,
+                alpha Nullable(Float64),
+                coincidence String
+            )
+            ENGINE = ReplacingMergeTree(ts)
+            ORDER BY (project, shard, window_start)
+            """,
+            # Changes in the confusion structure: which class became read as which, since
+            # which guideline version or change point, with the rates and their support.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.confusion_findings (
+                finding_id String,
+                ts DateTime64(3, 'UTC'),
+                project LowCardinality(String),
+                kind LowCardinality(String),
+                guideline_version LowCardinality(String),
+                baseline_version LowCardinality(String),
+                reference LowCardinality(String),
+                given LowCardinality(String),
+                old_rate Float64,
+                new_rate Float64,
+                ratio Float64,
+                support_before UInt32,
+                support_after UInt32,
+                annotators UInt32,
+                sentence String,
+                shard LowCardinality(String),
+                offset Int64,
+                ingested_at DateTime64(3, 'UTC')
+            )
+            ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (project, finding_id)
+            """,
+            # Who read which class as which, per project, guideline version and day; the
+            # reference is the gold answer, else the consensus right after the label.
+            """
+            CREATE VIEW IF NOT EXISTS {db}.class_confusion AS
+            SELECT
+                project,
+                ifNull(guideline_version, '') AS guideline_version,
+                toDate(ts) AS day,
+                ifNull(gold_label, consensus_label) AS reference,
+                label AS given,
+                count() AS labels
+            FROM {db}.label_events FINAL
+            WHERE reference IS NOT NULL
+            GROUP BY project, guideline_version, day, reference, given
+            """,
+            # Pre-label use per project, annotator and day. "Wrong" is judged against gold,
+            # else the consensus right after the label (which the label itself took part in).
+            """
+            CREATE VIEW IF NOT EXISTS {db}.prelabel_use AS
+            SELECT
+                project,
+                annotator_id,
+                toDate(ts) AS day,
+                countIf(model_label IS NOT NULL) AS shown,
+                countIf(label = model_label) AS accepted,
+                countIf(model_label != ifNull(gold_label, consensus_label)) AS wrong_shown,
+                countIf(label = model_label AND model_label != ifNull(gold_label, consensus_label))
+                    AS wrong_accepted,
+                countIf(model_label = ifNull(gold_label, consensus_label)) AS model_agrees
+            FROM {db}.label_events FINAL
+            WHERE model_label IS NOT NULL
+            GROUP BY project, annotator_id, day
+            """,
+        ),
+    ),
 )
 
 
@@ -539,6 +624,7 @@ RETENTION_TABLES: dict[str, tuple[str, bool]] = {
     "item_consensus": ("toDateTime(updated_at)", False),
     "alerts": ("toDateTime(ts)", False),
     "review_queue": ("toDateTime(window_start)", False),
+    "confusion_findings": ("toDateTime(ts)", False),
 }
 
 

@@ -168,6 +168,7 @@ def quality_tracker(settings: Settings) -> QualityTracker:
         checkpoint_every_labels=settings.checkpoint_every_labels,
         monitor_config=settings.monitor_config(),
         review_config=settings.review_config(),
+        agreement_max_items=settings.max_items_per_shard,
         dedup_window=settings.dedup_window,
     )
 
