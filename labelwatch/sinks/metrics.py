@@ -124,6 +124,17 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+        self.review_picks = Counter(
+            "labelwatch_review_picks",
+            "Items picked for expert review, by kind (priority, random).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.confusion_findings = Counter(
+            "labelwatch_confusion_findings",
+            "Changes found in the confusion structure (a class read as another more often).",
+            registry=self.registry,
+        )
         self.output_failing = Gauge(
             "labelwatch_output_failing",
             "1 while an output's writes fail and are being retried (consumption waits), else 0.",

@@ -247,6 +247,8 @@ class LabelPipeline:
         if fresh_reviews and self._reviews is not None:
             output = self._reviews
             await self._retrying("review_queue", lambda: output.publish(fresh_reviews))
+        for item in fresh_reviews:
+            self._metrics.review_picks.labels(item.kind).inc()
         tables = sink_rows(to_store, quality, datetime.now(UTC), self._topic_ids)
         started = time.perf_counter()
         written = await self._retrying("clickhouse", lambda: self._tables.write_tables(tables))
@@ -289,6 +291,8 @@ class LabelPipeline:
         self._metrics.tracked_annotators.set(annotators)
         for snapshot in quality.annotators:
             self._metrics.annotator_accuracy.observe(snapshot.accuracy)
+        if quality.findings:
+            self._metrics.confusion_findings.inc(len(quality.findings))
 
     async def _retrying(self, component: str, attempt: Callable[[], Awaitable[T]]) -> T:
         return await retrying(

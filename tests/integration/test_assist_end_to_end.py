@@ -60,6 +60,7 @@ def test_pre_labels_bias_alerts_and_review_picks_through_kafka_and_clickhouse(
             [(str(e["item_id"]).encode(), encode_event(e)) for e in events],
         )
         assert wait_for_lag_zero(settings, timeout_s=120) == 0
+        metrics = worker.get("/metrics").decode()
     finally:
         exit_code = worker.stop()
     assert exit_code == 0, log.read_text()[-3000:]
@@ -76,6 +77,12 @@ def test_pre_labels_bias_alerts_and_review_picks_through_kafka_and_clickhouse(
     assert len(per_window) == 3 and max(per_window.values()) <= 2  # 12 an hour, 6 windows
     votes = Counter(str(e["item_id"]) for e in events)
     assert all(votes[p["item_id"]] >= settings.review_after_votes for p in by_id.values())
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("labelwatch_review_picks_total{")
+    )
+    assert counted == len(picks)
     random_picks = [p for p in by_id.values() if p["kind"] == "random"]
     assert all(0 < p["inclusion_probability"] <= 1 for p in random_picks)
 
