@@ -412,6 +412,32 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from labelwatch.replay import ReplayInputError
+    from labelwatch.report import live_report, render_markdown, replay_report, write_report
+    from labelwatch.sinks.query import QueryError
+
+    if args.shuffle is not None and not args.replay:
+        print("labelwatch report: --shuffle needs --replay", file=sys.stderr)
+        return 2
+    settings = _settings()
+    try:
+        if args.replay:
+            report = replay_report(
+                settings, Path(args.replay), args.project, args.since, args.until, args.shuffle
+            )
+        else:
+            report = live_report(settings, args.project, args.since, args.until)
+    except (ReplayInputError, QueryError, ValueError, OSError) as exc:
+        print(f"labelwatch report: {exc}", file=sys.stderr)
+        return 2
+    print(render_markdown(report), end="")
+    out = Path(args.out)
+    written = write_report(report, out, args.format)
+    print(f"wrote {', '.join(p.name for p in written)} to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(settings_markdown())
@@ -619,6 +645,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="force the worker endpoint or a direct connection",
     )
     p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser(
+        "report",
+        help="root-cause report of one project (agreement, confusion, attribution, "
+        "pre-labels, alerts, review queue) as Markdown and HTML",
+        description=(
+            "Print a root-cause report of one project over a time window as Markdown, and "
+            "write it to DIR as report.md (with its plots as .svg files) and a self-contained "
+            "report.html. The data comes from the store (through the running worker with "
+            "chDB), or from a replay of a file through the worker's models into a temporary "
+            "store. Durations count back from the project's newest label."
+        ),
+    )
+    p.add_argument("--project", required=True, help="the project to report on")
+    p.add_argument(
+        "--since",
+        default="7d",
+        help="window start: a duration before its end (7d, 24h, 90m, 2w) or an ISO date/time "
+        "(UTC unless given); default 7d",
+    )
+    p.add_argument(
+        "--until",
+        default=None,
+        help="window end: a duration before the newest label, or an ISO date/time; default "
+        "the project's newest label",
+    )
+    p.add_argument("--out", default="labelwatch-report", metavar="DIR", help="output directory")
+    p.add_argument(
+        "--replay",
+        metavar="FILE",
+        help="report on a replay of FILE (a labels CSV or a JSONL file of label events) "
+        "instead of the store",
+    )
+    p.add_argument(
+        "--shuffle",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="--replay of a CSV: seeded shuffle",
+    )
+    p.add_argument(
+        "--format", choices=("md", "html", "both"), default="both", help="files to write"
+    )
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("config", help="print the effective configuration (secrets masked)")
     p.add_argument("--markdown", action="store_true", help="print the README's config table")
