@@ -35,6 +35,7 @@ report needs no plotting library.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -1274,10 +1275,12 @@ def replay_report(
     """The report of a replay of ``path`` (see :func:`load_label_events`): the worker's model
     path writes into a temporary embedded store (or ``store``), the report's SQL reads it."""
     loaded = load_label_events(path, project, shuffle, settings.max_message_bytes)
-    with tempfile.TemporaryDirectory(prefix="labelwatch-report-") as directory:
-        target = store or replay_settings(settings, Path(directory))
-        replay_into_store(target, loaded.events)
-        run, close = store_query(target)
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="labelwatch-"))
+            store = replay_settings(settings, Path(directory))
+        replay_into_store(store, loaded.events)
+        run, close = store_query(store)
         try:
             window = resolve_window(run, project, since, until)
             return gather(run, window, f"replay of {path} ({loaded.description})")
