@@ -6,8 +6,11 @@ CLI writes Markdown, SVG plots and a self-contained HTML page."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -513,6 +516,36 @@ def test_the_worker_endpoints_json_gives_the_same_report(live_store: Settings) -
     )
     assert via_json == direct
     assert "Lowest hour: 2026-05-01 10:00 UTC" in direct
+
+
+def test_cli_replay_of_a_csv_uses_a_temporary_store_and_removes_it(
+    datasets: Path, tmp_path: Path
+) -> None:
+    # In a process of its own: the temporary store is a second chDB path, and one process
+    # can only have one open at a time.
+    lines = (datasets / "duck" / "labels.csv").read_text().splitlines()[:601]
+    csv = tmp_path / "duck600.csv"
+    csv.write_text("\n".join(lines) + "\n")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LABELWATCH_")}
+    env |= {"TMPDIR": str(scratch), "LABELWATCH_DATA_DIR": str(tmp_path / "never")}
+    out = tmp_path / "out"
+    args = ["report", "--project", "duck", "--replay", str(csv), "--shuffle", "2"]
+    done = subprocess.run(
+        [sys.executable, "-m", "labelwatch", *args, "--format", "md", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "600 labels in shuffle seed 2" in done.stdout
+    assert (out / "report.md").read_text() == done.stdout
+    assert not (out / "report.html").exists()
+    assert list(scratch.iterdir()) == []  # the temporary store is gone
+    assert not (tmp_path / "never").exists()  # and the configured one was never touched
 
 
 def test_html_escapes_what_the_store_holds(live_store: Settings) -> None:
