@@ -14,6 +14,12 @@ of 500) over ``labelwatch.simulator`` streams with model pre-labels:
    first label of a post-drop item to the ``model_drift`` opening, per project; plus false
    alarms in runs of 100,000 labels with no drop (3 seeds). No target in the issue; reported.
 
+3. **Guideline change.** The simulator's default population and projects; at label 6,000 the
+   sentiment project's guideline becomes v2 and half the stationary annotators read it with
+   'neutral' and 'negative' swapped. Delay = the project's labels from the change to the
+   first confusion finding; right = it names that pair. Target: the right pair within 500
+   labels, on each of 10 seeds. Also counted: findings on 5 streams without a change.
+
 Usage: ``.venv/bin/python bench/assist.py [--quick]`` (``make bench-assist``). Prints a table,
 writes ``bench/results/assist.json``; the last line of stdout is one JSON object.
 """
@@ -139,6 +145,49 @@ def model_drift_run(seed: int, n_labels: int, drop_at_item: int | None) -> dict[
     }
 
 
+GUIDELINE_CHANGE = 6_000
+SWAPPED = ("neutral", "negative")
+
+
+def guideline_run(seed: int, change: bool) -> dict[str, Any]:
+    config = SimulationConfig(
+        seed=seed,
+        guideline_change=(GUIDELINE_CHANGE, "sentiment", *SWAPPED) if change else None,
+        run_id=f"guide{seed}",
+    )
+    labels = []
+    for label in LabelingSimulator(config).labels(START):
+        labels.append(label)
+        if len(labels) == 15_000:
+            break
+    tracker = QualityTracker()
+    tracker.restore("labels", 0, None)
+    findings = []
+    for start in range(0, len(labels), BATCH):
+        batch = [
+            (LabelEvent.model_validate(s.event, strict=False), SourcePosition("labels", 0, o))
+            for o, s in enumerate(labels[start : start + BATCH], start)
+        ]
+        findings += tracker.apply(batch).findings
+    first = findings[0] if findings else None
+    delay = None
+    if first is not None and change:
+        delay = sum(
+            1
+            for s in labels[GUIDELINE_CHANGE : first.offset + 1]
+            if s.event["project"] == "sentiment"
+        )
+    return {
+        "seed": seed,
+        "change": change,
+        "findings": [f.finding.sentence for f in findings],
+        "first_pair": None if first is None else list(first.finding.pair),
+        "right_pair": first is not None and set(first.finding.pair) == set(SWAPPED),
+        "delay_project_labels": delay,
+        "delay_stream_labels": None if first is None else first.offset - GUIDELINE_CHANGE,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer seeds and labels")
@@ -161,6 +210,17 @@ def main() -> None:
     missed = sum(len(r["missed"]) for r in drift)
     null_alarms = sum(r["false_alarms"] for r in null) + sum(r["false_alarms"] for r in drift)
     null_total = sum(r["labels"] for r in null)
+
+    guide_seeds = range(1, 4) if args.quick else range(1, 11)
+    guide = [guideline_run(seed, True) for seed in guide_seeds]
+    unchanged = [guideline_run(seed, False) for seed in range(21, 23 if args.quick else 26)]
+    guide_met = all(
+        r["right_pair"]
+        and r["delay_project_labels"] is not None
+        and r["delay_project_labels"] <= 500
+        for r in guide
+    )
+    guide_false = sum(len(r["findings"]) for r in unchanged)
 
     print("\nAutomation bias: flagged after 100 pre-labeled items each (4 biased of 44)")
     print(f"{'seed':>5} {'labels':>7} {'TP':>3} {'FP':>3} {'FN':>3}")
@@ -186,6 +246,20 @@ def main() -> None:
         f"(plus the drift runs' pre-drop parts)"
     )
 
+    print("\nGuideline change: 'neutral' <-> 'negative' for half the annotators at label 6,000")
+    print(f"{'seed':>5} {'pair found':>22} {'project labels':>15} {'stream labels':>14}")
+    for r in guide:
+        pair = " -> ".join(r["first_pair"]) if r["first_pair"] else "none"
+        print(
+            f"{r['seed']:>5} {pair:>22} {r['delay_project_labels']!s:>15} "
+            f"{r['delay_stream_labels']!s:>14}"
+        )
+    print(
+        f"right pair within 500 of the project's labels on every seed: "
+        f"{'met' if guide_met else 'missed'}; findings on {len(unchanged)} unchanged streams "
+        f"of 15,000 labels: {guide_false}"
+    )
+
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -204,6 +278,13 @@ def main() -> None:
             "false_alarms": null_alarms,
             "null_labels": null_total,
         },
+        "guideline_change": {
+            "runs": guide,
+            "unchanged_runs": unchanged,
+            "target_labels": 500,
+            "met": guide_met,
+            "false_findings": guide_false,
+        },
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
@@ -214,6 +295,9 @@ def main() -> None:
                 "automation_bias_recall": round(recall, 4),
                 "model_drift_delays": delays,
                 "model_drift_false_alarms": null_alarms,
+                "guideline_delays": [r["delay_project_labels"] for r in guide],
+                "guideline_right_pair": sum(r["right_pair"] for r in guide),
+                "guideline_false_findings": guide_false,
             }
         )
     )

@@ -171,6 +171,7 @@ def worker_env(bootstrap: str, app_id: str, data_dir: Path, partitions: int) -> 
             "LABELWATCH_TOPIC_PRIVACY": f"{TOPIC}.privacy",
             "LABELWATCH_TOPIC_DEAD_LETTER": f"{TOPIC}.dead-letter",
             "LABELWATCH_TOPIC_ALERTS": f"{TOPIC}.alerts",
+            "LABELWATCH_TOPIC_REVIEW": f"{TOPIC}.review",
             "LABELWATCH_TOPIC_PARTITIONS": str(partitions),
             "LABELWATCH_DATA_DIR": str(data_dir),
             "LABELWATCH_WEB_PORT": str(free_port()),

@@ -136,6 +136,7 @@ def worker_run(bootstrap: str, topic: str, n: int, tmp: Path) -> dict[str, Any]:
             "LABELWATCH_TOPIC_PRIVACY": f"throughput-{tag}.privacy",
             "LABELWATCH_TOPIC_DEAD_LETTER": f"throughput-{tag}.dead-letter",
             "LABELWATCH_TOPIC_ALERTS": f"throughput-{tag}.alerts",
+            "LABELWATCH_TOPIC_REVIEW": f"throughput-{tag}.review",
             "LABELWATCH_TOPIC_PARTITIONS": "1",
             "LABELWATCH_DATA_DIR": str(tmp / "worker"),
             "LABELWATCH_WEB_PORT": str(free_port()),

@@ -298,6 +298,7 @@ class Run:
                 "LABELWATCH_APP_ID": f"chaos-{tag}",
                 "LABELWATCH_TOPIC_DEAD_LETTER": f"chaos-{tag}.dead-letter",
                 "LABELWATCH_TOPIC_ALERTS": f"chaos-{tag}.alerts",
+                "LABELWATCH_TOPIC_REVIEW": f"chaos-{tag}.review",
                 "LABELWATCH_DATA_DIR": str(directory / "data"),
                 "LABELWATCH_WEB_PORT": str(free_port()),
             }

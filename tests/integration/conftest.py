@@ -35,6 +35,7 @@ def e2e_env(kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
             "LABELWATCH_TOPIC_LABELS": f"e2e-{tag}.labels",
             "LABELWATCH_TOPIC_DEAD_LETTER": f"e2e-{tag}.dead-letter",
             "LABELWATCH_TOPIC_ALERTS": f"e2e-{tag}.alerts",
+            "LABELWATCH_TOPIC_REVIEW": f"e2e-{tag}.review",
             "LABELWATCH_TOPIC_PRIVACY": f"e2e-{tag}.privacy",
             "LABELWATCH_TOPIC_PARTITIONS": "3",
             "LABELWATCH_DATA_DIR": str(tmp_path / "data"),

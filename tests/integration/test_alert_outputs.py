@@ -199,6 +199,7 @@ def test_pipeline_publishes_alerts_to_the_alerts_topic(
         topic_labels=f"alerts-{tag}.labels",
         topic_dead_letter=f"alerts-{tag}.dead-letter",
         topic_alerts=f"alerts-{tag}.alerts",
+        topic_review=f"alerts-{tag}.review",
         topic_partitions=2,
         data_dir=tmp_path,
         clickhouse_dsn=ch_settings.resolved_dsn(),

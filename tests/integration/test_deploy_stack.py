@@ -102,6 +102,7 @@ def compose_env(kafka_bootstrap: str, stack_alertmanager: str, tmp_path: Path) -
             "LABELWATCH_TOPIC_LABELS": f"deploy-{tag}.labels",
             "LABELWATCH_TOPIC_DEAD_LETTER": f"deploy-{tag}.dead-letter",
             "LABELWATCH_TOPIC_ALERTS": f"deploy-{tag}.alerts",
+            "LABELWATCH_TOPIC_REVIEW": f"deploy-{tag}.review",
             "LABELWATCH_TOPIC_PRIVACY": f"deploy-{tag}.privacy",
         }
     )

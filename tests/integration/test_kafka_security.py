@@ -44,6 +44,7 @@ def sasl_settings(bootstrap: str, user: str, password: str, tmp_path: Path) -> S
         topic_labels=f"sasl-{tag}.labels",
         topic_dead_letter=f"sasl-{tag}.dead-letter",
         topic_alerts=f"sasl-{tag}.alerts",
+        topic_review=f"sasl-{tag}.review",
         topic_partitions=2,
         data_dir=tmp_path / "data",
         _env_file=None,  # type: ignore[call-arg]
