@@ -903,7 +903,11 @@ def privacy_detection(result: Result, out: Path) -> None:
 def assist(result: Result, out: Path) -> None:
     """bench/assist.py: automation-bias precision and recall after 100 pre-labeled items each
     (target 0.95), and model-drift detection delays with the false alarms."""
-    fig, (ax, dl) = _figure(2, width_ratios=(1, 1.6))
+    guide = result.get("guideline_change")
+    if guide is None:
+        fig, (ax, dl) = _figure(2, width_ratios=(1, 1.6))
+    else:
+        fig, (ax, dl, gl) = _figure(3, width=16.0, width_ratios=(1, 1.4, 1.4))
     bias = result["automation_bias"]
     bars = ax.bar(["precision", "recall"], [bias["precision"], bias["recall"]], 0.5, color=OURS)
     _bar_values(ax, bars, lambda v: f"{v:.3f}")
@@ -934,6 +938,28 @@ def assist(result: Result, out: Path) -> None:
     dl.set_ylabel("labels of the stream from the drop to model_drift")
     dl.set_title("Model drift: detection delay per project", fontsize=10)
     dl.grid(axis="y", alpha=0.3)
+    if guide is not None:
+        runs = guide["runs"]
+        delays = [r["delay_project_labels"] for r in runs if r["delay_project_labels"] is not None]
+        right = sum(r["right_pair"] for r in runs)
+        if delays:
+            _box(gl, [delays], [0], [OURS])
+        else:
+            _no_data(gl, "no finding")
+        _target(gl, guide["target_labels"], f"target: within {guide['target_labels']} labels")
+        gl.set_xticks(
+            [0],
+            [
+                f"two classes swapped by half the annotators\nright pair on {right}/{len(runs)}"
+                f" seeds; {guide['false_findings']} findings\non "
+                f"{len(guide['unchanged_runs'])} unchanged streams"
+            ],
+            fontsize=8,
+        )
+        gl.set_ylabel("the project's labels from the change to the finding")
+        gl.set_title("Guideline change: delay of the confusion finding", fontsize=10)
+        gl.legend(fontsize=8, loc="upper right")
+        gl.grid(axis="y", alpha=0.3)
     _finish(fig, "labelwatch: ML-assisted labeling health (simulation)", result, out)
 
 

@@ -365,6 +365,16 @@ RESULTS: dict[str, dict[str, Any]] = {
             "false_alarms": 0,
             "null_labels": 300000,
         },
+        "guideline_change": {
+            "runs": [
+                {"seed": 1, "right_pair": True, "delay_project_labels": 118},
+                {"seed": 2, "right_pair": False, "delay_project_labels": None},
+            ],
+            "unchanged_runs": [{"seed": 21, "findings": []}],
+            "target_labels": 500,
+            "met": False,
+            "false_findings": 0,
+        },
     },
     "review_sampling": {
         "date": "2026-11-22T11:28:00+00:00",
