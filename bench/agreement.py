@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _support import machine
+from plots import plot_next_to
 
 from labelwatch.models.agreement import StreamingAlpha
 from labelwatch.replay import LabelRow, ordered, read_labels
@@ -144,6 +145,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
+    plot_next_to(out, report, "agreement")
     summary = {
         "all_targets_met": report["all_targets_met"],
         "max_abs_diff": {n: r["max_abs_diff"] for n, r in report["datasets"].items()},

@@ -992,6 +992,44 @@ def review_sampling(result: Result, out: Path) -> None:
     _finish(fig, "labelwatch: review queue vs random review", result, out)
 
 
+def agreement(result: Result, out: Path) -> None:
+    """bench/agreement.py: streaming Krippendorff's alpha at the end of the stream against
+    Crowd-Kit's batch value per data set (target: within 0.01), every order."""
+    fig, (ax,) = _figure(1, width=10.0)
+    names = list(result["datasets"])
+    for i, name in enumerate(names):
+        d = result["datasets"][name]
+        ax.bar(
+            i - 0.2,
+            d["crowdkit_alpha"],
+            0.35,
+            color=REFERENCE,
+            label="Crowd-Kit alpha_krippendorff (batch)" if i == 0 else None,
+        )
+        alphas = [r["alpha"] for r in d["runs"]]
+        ax.bar(
+            i + 0.2,
+            max(alphas),
+            0.35,
+            color=OURS,
+            label="labelwatch StreamingAlpha (every order)" if i == 0 else None,
+        )
+        ax.text(
+            i,
+            max(d["crowdkit_alpha"], *alphas) + 0.02,
+            f"max |diff| {d['max_abs_diff']:.1e}",
+            ha="center",
+            fontsize=8,
+        )
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("nominal Krippendorff's alpha at the end of the stream")
+    ax.set_title(f"Target: within {result.get('tolerance', 0.01)} of the batch value", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    _finish(fig, "labelwatch: streaming agreement vs Crowd-Kit", result, out)
+
+
 PLOTS: dict[str, Callable[[Result, Path], None]] = {
     "throughput": throughput,
     "alert_latency": alert_latency,
@@ -1005,6 +1043,7 @@ PLOTS: dict[str, Callable[[Result, Path], None]] = {
     "privacy_detection": privacy_detection,
     "assist": assist,
     "review_sampling": review_sampling,
+    "agreement": agreement,
 }
 
 # Keys only one benchmark's result has, for JSON files written under another name (--out).
@@ -1021,6 +1060,7 @@ SIGNATURES: dict[str, str] = {
     "fixed_3x": "privacy_detection",
     "automation_bias": "assist",
     "share_reviewed": "review_sampling",
+    "all_targets_met": "agreement",
 }
 
 

@@ -376,6 +376,19 @@ RESULTS: dict[str, dict[str, Any]] = {
             "false_findings": 0,
         },
     },
+    "agreement": {
+        "date": "2026-11-22T11:34:02+00:00",
+        "machine": {"platform": "Linux", "python": "3.11.7", "cpus": 2},
+        "tolerance": 0.01,
+        "all_targets_met": True,
+        "datasets": {
+            "duck": {
+                "crowdkit_alpha": 0.1255,
+                "runs": [{"order": "file", "alpha": 0.1255}, {"order": "seed 1", "alpha": 0.1255}],
+                "max_abs_diff": 7.8e-16,
+            },
+        },
+    },
     "review_sampling": {
         "date": "2026-11-22T11:28:00+00:00",
         "machine": {"platform": "Linux", "python": "3.11.7", "cpus": 2},
