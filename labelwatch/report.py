@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import json
 import math
 import re
 import tempfile
@@ -50,7 +49,6 @@ from typing import Any
 from labelwatch.models.agreement import Coincidence
 from labelwatch.models.attribution import OTHERS, DisagreementAttribution
 from labelwatch.models.confusion import ConfusedPair, ConfusionCounts
-from labelwatch.models.tracker import AgreementSnapshot, QualityOutput, shard_name
 from labelwatch.query import Via, WorkerUnreachable, query_worker, worker_url
 from labelwatch.replay import (
     DEFAULT_PROJECT,
@@ -1171,28 +1169,10 @@ def replay_into_store(settings: Settings, events: Sequence[LabelEvent]) -> None:
             quality = tracker.apply(batch)
             writer.insert_tables(sink_rows(batch, quality, datetime.now(UTC)))
             tracker.mark_stored(batch)
-        final = _final_agreement(json.loads(tracker.checkpoint((REPLAY_TOPIC, 0)).state))
+        final = tracker.flush(REPLAY_TOPIC, 0)
         writer.insert_tables(sink_rows([], final, datetime.now(UTC)))
     finally:
         writer.close()
-
-
-def _final_agreement(state: Mapping[str, Any]) -> QualityOutput:
-    """The agreement rows of a tick right after the last label, from the shard's state."""
-    from labelwatch.models.agreement import StreamingAlpha
-
-    out = QualityOutput()
-    tick_value = state.get("next_snapshot")
-    if tick_value is None:
-        return out
-    tick = datetime.fromtimestamp(float(tick_value), UTC)
-    shard = shard_name((REPLAY_TOPIC, 0))
-    for project, alpha_state in state.get("agreement", {}).items():
-        alpha = StreamingAlpha.from_state(alpha_state)
-        for start, counts in [(0.0, alpha.coincidence()), *alpha.trend()]:
-            when = datetime.fromtimestamp(start, UTC)
-            out.agreement.append(AgreementSnapshot(tick, project, shard, when, counts))
-    return out
 
 
 def store_query(settings: Settings) -> tuple[QueryFn, Callable[[], None]]:

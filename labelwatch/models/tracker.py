@@ -606,6 +606,19 @@ class QualityTracker:
             )
         return offers
 
+    def flush(self, topic: str, partition: int) -> QualityOutput:
+        """The end of a finite stream (a replay): the snapshots the next tick would take
+        (reliability, agreement) and the picks of the open review window. A live worker never
+        calls it: its ticks and windows close as event time passes."""
+        shard = self._shards[(topic, partition)]
+        out = QualityOutput()
+        if shard.next_snapshot is not None:
+            self._snapshot(shard, out)
+        if shard.review is not None:
+            name = shard_name(shard.key)
+            out.reviews += [_review_item(p, name) for p in shard.review.flush()]
+        return out
+
     def checkpoint(self, key: ShardKey) -> Checkpoint:
         """The shard's state now, including every label up to its last applied offset."""
         shard = self._shards[key]
