@@ -42,7 +42,7 @@ from labelwatch.models.confusion import ConfusionFinding, ConfusionStructure
 from labelwatch.models.consensus import ItemConsensus, StreamingConsensus
 from labelwatch.models.dedup import RecentIds
 from labelwatch.models.drift import AnswerContext
-from labelwatch.models.monitor import AnnotatorMonitor, MonitorConfig
+from labelwatch.models.monitor import AnnotatorMonitor, Finding, MonitorConfig
 from labelwatch.models.review import ReviewPick, ReviewPriority, ReviewSampler, confidence_band
 from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.schemas.alerts import Alert, alert_id
@@ -680,26 +680,7 @@ def _watch(
             lookup,
             source.offset,
         )
-        for f in findings:
-            alerts.append(
-                Alert(
-                    alert_id=alert_id(f.episode_key, project, f.annotator, shard, f.opened_at),
-                    kind=f.kind,
-                    state=f.state,
-                    severity=f.severity,
-                    ts=event.ts,
-                    project=project,
-                    annotator_id=f.annotator,
-                    score=f.score,
-                    threshold=f.threshold,
-                    reason=f.reason,
-                    evidence=f.evidence,
-                    detector=f.detector,
-                    shard=shard,
-                    offset=source.offset,
-                    opened_offset=f.opened_at,
-                )
-            )
+        alerts += [_finding_alert(f, project, f.annotator, shard, event, source) for f in findings]
     return alerts
 
 
@@ -771,6 +752,35 @@ def _review_item(pick: ReviewPick, shard: str) -> ReviewItem:
     )
 
 
+def _finding_alert(
+    f: Finding,
+    project: str,
+    subject: str,
+    shard: str,
+    event: LabelEvent,
+    source: SourcePosition,
+) -> Alert:
+    """The alert of a monitor's finding at ``event``."""
+    return Alert(
+        alert_id=alert_id(f.episode_key, project, subject, shard, f.opened_at),
+        kind=f.kind,
+        state=f.state,
+        severity=f.severity,
+        ts=event.ts,
+        project=project,
+        annotator_id=f.annotator,
+        subject=subject,
+        score=f.score,
+        threshold=f.threshold,
+        reason=f.reason,
+        evidence=f.evidence,
+        detector=f.detector,
+        shard=shard,
+        offset=source.offset,
+        opened_offset=f.opened_at,
+    )
+
+
 def _watch_assist(
     assist: AssistMonitor,
     model: StreamingConsensus,
@@ -800,27 +810,8 @@ def _watch_assist(
         for f in assist.observe(
             event.annotator_id, event.label, event.model_label, p_right, source.offset, sure
         ):
-            subject = f.annotator or "model"
-            alerts.append(
-                Alert(
-                    alert_id=alert_id(f.episode_key, project, subject, shard, f.opened_at),
-                    kind=f.kind,
-                    state=f.state,
-                    severity=f.severity,
-                    ts=event.ts,
-                    project=project,
-                    annotator_id=f.annotator,
-                    subject=subject,
-                    score=f.score,
-                    threshold=f.threshold,
-                    reason=f.reason,
-                    evidence=f.evidence,
-                    detector=f.detector,
-                    shard=shard,
-                    offset=source.offset,
-                    opened_offset=f.opened_at,
-                )
-            )
+            subject = f.annotator or "model"  # model_drift is about the project's model
+            alerts.append(_finding_alert(f, project, subject, shard, event, source))
     return alerts
 
 
