@@ -600,6 +600,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        10,
+        "open_alerts_subject",
+        (
+            # open_alerts gains what each alert is about (the annotator, the signal kind of
+            # a privacy spike, the item of a revoked-item label, "model" for model_drift).
+            "DROP VIEW IF EXISTS {db}.open_alerts",
+            """
+            CREATE VIEW IF NOT EXISTS {db}.open_alerts AS
+            SELECT
+                alert_id,
+                project,
+                annotator_id,
+                kind,
+                anyIf(detector, state = 'opened') AS detector,
+                argMax(severity, (ts, offset)) AS severity,
+                minIf(ts, state = 'opened') AS opened_at,
+                max(ts) AS updated_at,
+                argMax(score, (ts, offset)) AS score,
+                any(threshold) AS threshold,
+                argMax(reason, (ts, offset)) AS reason,
+                any(subject) AS subject
+            FROM {db}.alerts
+            GROUP BY alert_id, project, annotator_id, kind
+            HAVING countIf(state = 'resolved') = 0
+            """,
+        ),
+    ),
 )
 
 

@@ -118,3 +118,32 @@ def test_version_2_fields_are_stored_and_read_back_for_recovery(
         ("dog", 0.123456789, "animals", "v3", 2),
         (None, None, None, None, 1),
     ]
+
+
+def test_open_alerts_say_what_each_alert_is_about(client: Client, ch_settings: Settings) -> None:
+    from labelwatch.schemas.alerts import Alert, alert_id
+    from labelwatch.sinks.clickhouse import alert_row
+
+    db = database_name(ch_settings)
+    migrate(client, db)
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    drift = Alert(
+        alert_id=alert_id("model_drift", "p1", "model", "labels:0", 7),
+        kind="model_drift",
+        state="opened",
+        severity="warning",
+        ts=now,
+        project="p1",
+        subject="model",
+        score=26.0,
+        threshold=25.0,
+        reason="the model's pre-labels agree with the crowd 51% of the time lately",
+        shard="labels:0",
+        offset=7,
+        opened_offset=7,
+    )
+    writer = ClickHouseWriter(connect(settings=ch_settings), db)
+    asyncio.run(writer.write_tables({"alerts": [alert_row(drift, now)]}))
+    writer.close()
+    rows = client.query(f"SELECT kind, annotator_id, subject FROM {db}.open_alerts").result_rows
+    assert rows == [("model_drift", "", "model")]
