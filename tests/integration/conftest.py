@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -57,41 +58,49 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
     return Settings()
 
 
-@pytest.fixture
-def alertmanager(debian_tools: ModuleType, tmp_path: Path) -> Iterator[str]:
-    """Debian's Alertmanager on a free loopback port (no clustering); yields its base URL."""
-    config = tmp_path / "alertmanager.yml"
-    config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+@contextlib.contextmanager
+def running_alertmanager(debian_tools: ModuleType, config: Path, workdir: Path) -> Iterator[str]:
+    """Debian's Alertmanager with ``config`` on a free loopback port (no clustering), data
+    and log in ``workdir``; yields its base URL once it is ready, stops it afterwards."""
     port = free_port()
-    log = (tmp_path / "alertmanager.log").open("w")
-    process = subprocess.Popen(
-        [
-            str(debian_tools.binary("alertmanager")),
-            f"--config.file={config}",
-            f"--storage.path={tmp_path / 'alertmanager-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = workdir / "alertmanager.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                str(debian_tools.binary("alertmanager")),
+                f"--config.file={config}",
+                f"--storage.path={workdir / 'alertmanager-data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
+        while not _ready(f"{url}/-/ready"):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"alertmanager did not start: {(tmp_path / 'alertmanager.log').read_text()}"
-                )
+                raise RuntimeError(f"alertmanager did not start: {log_path.read_text()}")
             time.sleep(0.2)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
-        log.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def alertmanager(debian_tools: ModuleType, tmp_path: Path) -> Iterator[str]:
+    """Debian's Alertmanager routing everything to a null receiver; yields its base URL."""
+    config = tmp_path / "alertmanager.yml"
+    config.write_text('route:\n  receiver: "null"\nreceivers:\n  - name: "null"\n')
+    with running_alertmanager(debian_tools, config, tmp_path) as url:
+        yield url

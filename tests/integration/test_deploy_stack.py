@@ -35,7 +35,7 @@ from labelwatch.sinks.migrations import current_version
 from labelwatch.streams.topics import end_offsets, wait_for_lag_zero
 from labelwatch.streams.worker_process import WorkerProcess
 from tests.integration import test_deploy_dashboards as dashboards
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, running_alertmanager
 from tests.unit import test_deploy as deploy
 
 pytestmark = pytest.mark.broker
@@ -46,39 +46,9 @@ EVENTS = 10_000  # instead of the compose simulator's hour of events
 @pytest.fixture
 def stack_alertmanager(debian_tools: ModuleType, tmp_path: Path) -> Iterator[str]:
     """Debian's Alertmanager with deploy/alertmanager/alertmanager.yml; yields its URL."""
-    port = free_port()
-    log_path = tmp_path / "alertmanager.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                str(debian_tools.binary("alertmanager")),
-                f"--config.file={deploy.DEPLOY / 'alertmanager' / 'alertmanager.yml'}",
-                f"--storage.path={tmp_path / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(f"{url}/-/ready"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"alertmanager did not start: {log_path.read_text()}")
-            time.sleep(0.2)
+    config = deploy.DEPLOY / "alertmanager" / "alertmanager.yml"
+    with running_alertmanager(debian_tools, config, tmp_path) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 @pytest.fixture
