@@ -45,7 +45,7 @@ from labelwatch.sinks.query import QueryError, run_query
 from labelwatch.streams.alerts import alert_record
 from labelwatch.streams.dead_letter import RawMessage, dead_letter_headers
 from labelwatch.streams.kafka_security import broker_credentials
-from labelwatch.streams.pipeline import LabelPipeline, Revocations, retrying
+from labelwatch.streams.pipeline import LabelPipeline, Revocations, ShuttingDown, retrying
 from labelwatch.streams.privacy_pipeline import PrivacyPipeline
 from labelwatch.streams.review import review_record
 from labelwatch.web.pages import register_dashboard
@@ -185,6 +185,53 @@ def _record_lag(app: faust.App, metrics: Metrics, events: Sequence[Any]) -> None
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
 
+class LabelwatchApp(faust.App):
+    """Faust's app with one change to stopping: the wait for the batches in flight ends
+    when a batch is given up because its output keeps failing.
+
+    On stop Faust waits until every message taken from the streams is acked. A batch whose
+    ClickHouse insert keeps failing is never acked, so the worker used to hang there until
+    it was killed. Once the app stops, the retry loops give up instead of sleeping
+    (:meth:`retry_pause`); the given-up batch stays unacked, its offsets uncommitted, and
+    the next worker gets it again, exactly as after a crash. Faust's consumer then commits
+    what was acked before it, as on every stop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = asyncio.Event()
+        self.given_up = asyncio.Event()
+
+    async def retry_pause(self, seconds: float) -> None:
+        """Sleep between two attempts at a failing output; raise :class:`ShuttingDown` at
+        once if the app is stopping or starts to."""
+        if not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.stopping.wait(), seconds)
+            except TimeoutError:
+                return
+        raise ShuttingDown("the worker is stopping")
+
+    async def on_stop(self) -> None:
+        self.stopping.set()
+        await super().on_stop()
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        # Also called when a rebalance revokes partitions; the app is not stopping then,
+        # and Faust's wait is kept as it is.
+        if not self.stopping.is_set():
+            await super()._consumer_wait_empty(consumer, logger)
+            return
+        waiting = asyncio.ensure_future(super()._consumer_wait_empty(consumer, logger))
+        given_up = asyncio.ensure_future(self.given_up.wait())
+        try:
+            await asyncio.wait({waiting, given_up}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (waiting, given_up):
+                future.cancel()
+        if self.given_up.is_set():
+            logger.warning("stopped waiting for the streams: a batch was given up (see above)")
+
+
 def create_app(
     settings: Settings,
     *,
@@ -197,7 +244,7 @@ def create_app(
     (e.g. for ``agent.test_context()``) needs no store.
     """
     metrics = metrics or Metrics()
-    app = faust.App(
+    app = LabelwatchApp(
         settings.app_id,
         broker=settings.broker_url(),
         broker_credentials=broker_credentials(settings),
@@ -235,7 +282,7 @@ def create_app(
     # first agent to start and closed by the last to stop; /query borrows the writer. With
     # chDB only this process can open the store, and the writer's thread is the one that may
     # use it.
-    shared = _SharedResources(settings, metrics, FaustAlerts, alerts_topic)
+    shared = _SharedResources(settings, metrics, FaustAlerts, alerts_topic, app.retry_pause)
     store = shared.store
 
     # The running agents' pipelines, told when a rebalance takes partitions away.
@@ -265,6 +312,7 @@ def create_app(
             metrics=metrics,
             max_message_bytes=settings.max_message_bytes,
             retry_max_seconds=settings.sink_retry_max_seconds,
+            sleep=app.retry_pause,
             pseudonymize=resources.pseudonymize,
             revocations=resources.revocations,
         )
@@ -290,6 +338,7 @@ def create_app(
             attribute_allowlist=frozenset(settings.privacy_attribute_allowlist),
             pseudonymize=resources.pseudonymize,
             retry_max_seconds=settings.sink_retry_max_seconds,
+            sleep=app.retry_pause,
         )
         pipelines.append(pipeline)
         try:
@@ -366,7 +415,7 @@ def create_app(
 
 
 async def _consume(
-    app: faust.App,
+    app: LabelwatchApp,
     settings: Settings,
     metrics: Metrics,
     stream: faust.StreamT[Any],
@@ -383,7 +432,8 @@ async def _consume(
         settings.sink_batch_size, within=settings.sink_flush_seconds
     ):
         for events in _chunks(taken, settings.sink_batch_bytes):
-            await _process_and_ack(app, metrics, stream, process, events)
+            if not await _process_and_ack(app, metrics, stream, process, events):
+                return  # given up on stopping: nothing after this batch may be acked
 
 
 def _chunks(events: Sequence[Any], max_bytes: int) -> list[Sequence[Any]]:
@@ -403,15 +453,30 @@ def _chunks(events: Sequence[Any], max_bytes: int) -> list[Sequence[Any]]:
 
 
 async def _process_and_ack(
-    app: faust.App,
+    app: LabelwatchApp,
     metrics: Metrics,
     stream: faust.StreamT[Any],
     process: Callable[[list[RawMessage]], Awaitable[None]],
     events: Sequence[Any],
-) -> None:
-    """Process ``events``, then ack them (or exit: see below)."""
+) -> bool:
+    """Process ``events``, then ack them and return True; False if the batch was given up
+    because the worker is stopping while an output fails (or exit: see below)."""
     try:
         await process([raw_message(e) for e in events])
+    except ShuttingDown:
+        first, last = events[0].message, events[-1].message
+        log.warning(
+            "stopping while an output fails: the batch from %s:%d offset %d to %s:%d offset "
+            "%d is not committed, and the next worker gets it again",
+            first.topic,
+            first.partition,
+            first.offset,
+            last.topic,
+            last.partition,
+            last.offset,
+        )
+        app.given_up.set()
+        return False
     except Exception as exc:
         # Output failures are retried inside ``process``; this is a bug (e.g. in a
         # model). Faust would restart the agent and go on with the batch never acked:
@@ -438,6 +503,7 @@ async def _process_and_ack(
     for event in events:
         await stream.ack(event)
     _record_lag(app, metrics, events)
+    return True
 
 
 @dataclass
@@ -457,8 +523,10 @@ class _SharedResources:
         metrics: Metrics,
         make_alerts: Callable[[faust.TopicT, Sequence[Notifier]], FaustAlerts],
         alerts_topic: faust.TopicT,
+        retry_pause: Callable[[float], Awaitable[None]],
     ) -> None:
         self._settings = settings
+        self._retry_pause = retry_pause
         self._metrics = metrics
         self._make_alerts = make_alerts
         self._alerts_topic = alerts_topic
@@ -490,7 +558,7 @@ class _SharedResources:
                 "clickhouse",
                 lambda: writer.run(writer.revocations),
                 self._metrics,
-                asyncio.sleep,
+                self._retry_pause,
                 settings.sink_retry_max_seconds,
             )
 

@@ -387,6 +387,11 @@ async def decode_batch(
     return valid
 
 
+class ShuttingDown(Exception):
+    """The worker is stopping while an output keeps failing. The batch is given up: it is
+    not acked, so its offsets are not committed and the next worker gets it again."""
+
+
 async def retrying(
     component: str,
     attempt: Callable[[], Awaitable[T]],
@@ -394,7 +399,10 @@ async def retrying(
     sleep: Callable[[float], Awaitable[None]],
     max_seconds: float,
 ) -> T:
-    """Run ``attempt`` until it succeeds, backing off 0.1 s, 0.2 s, ... up to ``max_seconds``."""
+    """Run ``attempt`` until it succeeds, backing off 0.1 s, 0.2 s, ... up to ``max_seconds``.
+
+    ``sleep`` may raise (the worker's raises :class:`ShuttingDown` once it is stopping), which
+    ends the retrying."""
     delay = 0.1
     while True:
         try:

@@ -94,18 +94,31 @@ def test_sigterm_flushes_commits_and_exits_0_in_bounded_time(
         code, seconds = run.stop()
         assert code == 0 and seconds < 30, run.events
         assert run.lag() > 0  # stopped mid-run, so there is work left
-        run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
-        run.wait_progress(total // 2)
+        worker = run.start(CHAOS_SINK_FAIL_FILE=str(fail_file))
+        # Progress counts from the restart: a quarter of the ledger is done, so an eighth
+        # more leaves work for the outage.
+        run.wait_progress(total // 8)
         fail_file.touch()
-        time.sleep(4)  # inserts failing, the agent retrying
+        _wait_for_log(worker.log_path, "clickhouse write failed")  # the agent is retrying
+        assert run.lag() > 0
         code, seconds = run.stop()
         assert code == 0 and seconds < 30, run.events
+        assert "is not committed, and the next worker gets it again" in worker.log_path.read_text(
+            errors="replace"
+        )
         fail_file.unlink()
         run.start()
         run.wait_done(300)
         code, _ = run.stop()
         assert code == 0
     assert_same_as_control(chaos_shared, chaos_control, run)
+
+
+def _wait_for_log(path: Path, text: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"no {text!r} in {path} after {timeout_s:.0f} s"
+        time.sleep(0.2)
 
 
 def test_a_failure_inside_the_agent_stops_the_worker_instead_of_stalling(

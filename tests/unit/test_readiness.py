@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from labelwatch.sinks.metrics import Metrics
-from labelwatch.streams.app import readiness
-from labelwatch.streams.pipeline import retrying
+from labelwatch.streams.app import LabelwatchApp, readiness
+from labelwatch.streams.pipeline import ShuttingDown, retrying
 
 HEALTHY = {
     "store_open": True,
@@ -74,3 +74,34 @@ def test_retrying_marks_an_output_failing_until_a_write_succeeds() -> None:
     assert metrics.failing == {}
     exposed = metrics.exposition().decode()
     assert 'labelwatch_output_failing{component="clickhouse"} 0.0' in exposed
+
+
+def test_a_stopping_worker_gives_up_retrying_at_once_instead_of_sleeping_on() -> None:
+    """A worker stopping while ClickHouse is down must not sit in the retry loop: Faust's
+    stop would wait for the never-acked batch until the worker is killed."""
+    attempts = 0
+    app = LabelwatchApp("test-shutdown", autodiscover=False)
+
+    async def attempt() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            app.stopping.set()  # the stop begins during the second attempt
+        raise ConnectionError("refused")
+
+    async def scenario() -> float:
+        await app.retry_pause(0.01)  # not stopping: a plain sleep
+        with pytest.raises(ShuttingDown):
+            await retrying("clickhouse", attempt, Metrics(), app.retry_pause, 60.0)
+        # A pause already under way ends when the stop begins, not when it was due.
+        app.stopping.clear()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        loop.call_later(0.05, app.stopping.set)
+        with pytest.raises(ShuttingDown):
+            await app.retry_pause(30.0)
+        return loop.time() - started
+
+    took = asyncio.run(scenario())
+    assert attempts == 2  # none after the stop began
+    assert took < 10.0
