@@ -492,6 +492,8 @@ class Verdict:
     dead_letters_repeated: int
     tables_differing: list[str]
     accuracy: float | None
+    # For each differing table, a few rows only the run has and only the control has.
+    table_diffs: dict[str, dict[str, list[tuple[Any, ...]]]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -521,8 +523,10 @@ def verify(ledger: Ledger, run: Run, control: StoreView | None) -> tuple[Verdict
     raw_extra = sum(view.raw_rows[t] - len(view.per_id[t]) for t in view.raw_rows)
     missing, repeated = _dead_letter_check(ledger, run)
     differing = []
+    diffs: dict[str, dict[str, list[tuple[Any, ...]]]] = {}
     if control is not None:
         differing = [t for t in _QUERIES if view.tables[t] != control.tables[t]]
+        diffs = {t: _row_diff(view.tables[t], control.tables[t]) for t in differing}
     return (
         Verdict(
             lost,
@@ -533,9 +537,21 @@ def verify(ledger: Ledger, run: Run, control: StoreView | None) -> tuple[Verdict
             repeated,
             differing,
             consensus_accuracy(view, ledger),
+            diffs,
         ),
         view,
     )
+
+
+def _row_diff(
+    run_rows: list[tuple[Any, ...]], control_rows: list[tuple[Any, ...]], limit: int = 5
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The first rows only the run has and only the control has (multisets)."""
+    run_count, control_count = Counter(run_rows), Counter(control_rows)
+    return {
+        "only_in_run": list((run_count - control_count).elements())[:limit],
+        "only_in_control": list((control_count - run_count).elements())[:limit],
+    }
 
 
 def _dead_letter_check(ledger: Ledger, run: Run) -> tuple[int, int]:
