@@ -201,8 +201,24 @@ CHECKPOINT_COLUMNS: tuple[str, ...] = (
     "state",
     "created_at",
 )
-# Insert order matters: a checkpoint is only useful once the labels it covers, and the alerts
-# they raised, are stored (recovery replays only what comes after the checkpoint).
+ANNOTATOR_MINUTE_INPUT_COLUMNS: tuple[str, ...] = (
+    "project",
+    "annotator_id",
+    "minute",
+    "shard",
+    "next_offset",
+    "labels",
+    "with_consensus",
+    "agreed",
+    "gold_seen",
+    "gold_right",
+    "durations",
+    "alerts_opened",
+)
+# Insert order matters: a checkpoint is only useful once the labels it covers, the alerts
+# they raised and their per-minute counts are stored (recovery replays only what comes after
+# the checkpoint); the per-minute counts come after the labels they count (see
+# ClickHouseWriter.count_missing_minutes).
 TABLES: dict[str, tuple[str, ...]] = {
     "label_events": LABEL_EVENT_COLUMNS,
     "privacy_signals": PRIVACY_SIGNAL_COLUMNS,
@@ -213,8 +229,58 @@ TABLES: dict[str, tuple[str, ...]] = {
     "review_queue": REVIEW_QUEUE_COLUMNS,
     "agreement": AGREEMENT_COLUMNS,
     "confusion_findings": CONFUSION_FINDING_COLUMNS,
+    "annotator_minute_input": ANNOTATOR_MINUTE_INPUT_COLUMNS,
     "model_checkpoints": CHECKPOINT_COLUMNS,
 }
+
+
+def minute_shard(topic: str, topic_id: str, partition: int) -> str:
+    """A label shard's name in ``annotator_minute_agg.next_offsets``."""
+    return f"{topic}/{topic_id}:{partition}"
+
+
+_L = {name: i for i, name in enumerate(LABEL_EVENT_COLUMNS)}
+_A = {name: i for i, name in enumerate(ALERT_COLUMNS)}
+
+
+def annotator_minute_rows(
+    label_rows: Sequence[tuple[Any, ...]], alert_rows: Sequence[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """``annotator_minute_input`` rows counting a batch's ``label_events`` and ``alerts`` rows:
+    one per project, annotator, minute and label shard, with the shard's next offset after
+    the batch's labels; opened alerts go on rows of shard ''."""
+    groups: dict[tuple[str, str, datetime, str], list[Any]] = {}
+    next_offset: dict[str, int] = {}
+
+    def group(project: str, annotator: str, ts: datetime, shard: str) -> list[Any]:
+        minute = _utc(ts).astimezone(UTC).replace(second=0, microsecond=0)
+        key = (project, annotator, minute, shard)
+        if key not in groups:
+            groups[key] = [0, 0, 0, 0, 0, [], []]
+        return groups[key]
+
+    for row in label_rows:
+        shard = minute_shard(
+            row[_L["source_topic"]], row[_L["source_topic_id"]], row[_L["source_partition"]]
+        )
+        next_offset[shard] = max(next_offset.get(shard, 0), row[_L["source_offset"]] + 1)
+        g = group(row[_L["project"]], row[_L["annotator_id"]], row[_L["ts"]], shard)
+        agrees, gold = row[_L["agrees"]], row[_L["gold_correct"]]
+        g[0] += 1
+        g[1] += agrees is not None
+        g[2] += agrees == 1
+        g[3] += gold is not None
+        g[4] += gold == 1
+        if row[_L["duration_ms"]] is not None:
+            g[5].append(row[_L["duration_ms"]])
+    for row in alert_rows:
+        if row[_A["state"]] == "opened":
+            g = group(row[_A["project"]], row[_A["annotator_id"]], row[_A["ts"]], "")
+            g[6].append(row[_A["alert_id"]])
+    return [
+        (project, annotator, minute, shard, next_offset.get(shard, 0), *counts)
+        for (project, annotator, minute, shard), counts in groups.items()
+    ]
 
 
 def _utc(value: datetime) -> datetime:
@@ -557,21 +623,31 @@ class ClickHouseWriter:
         return self._client
 
     def insert_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> None:
-        """Insert every non-empty table, in :data:`TABLES` order, each with a dedup token."""
-        for table, columns in TABLES.items():
+        """Insert every non-empty table, in :data:`TABLES` order, each with a dedup token;
+        the per-minute counts of the labels and alerts among them included."""
+        tables = tables | {
+            "annotator_minute_input": annotator_minute_rows(
+                tables.get("label_events", []), tables.get("alerts", [])
+            )
+        }
+        for table in TABLES:
             rows = tables.get(table)
             if rows:
-                self._client.insert(
-                    f"{self._db}.{table}",
-                    rows,
-                    column_names=columns,
-                    settings={
-                        "insert_deduplication_token": dedup_token(table, rows),
-                        # Without it, a retried block dropped by the table as a duplicate
-                        # still reaches its materialized views and is counted twice there.
-                        "deduplicate_blocks_in_dependent_materialized_views": 1,
-                    },
-                )
+                self._insert(table, rows)
+
+    def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        self._client.insert(
+            f"{self._db}.{table}",
+            rows,
+            column_names=TABLES[table],
+            settings={
+                "insert_deduplication_token": dedup_token(table, rows),
+                # Without it, a retried block dropped by a table as a duplicate still
+                # reaches its materialized views and is counted twice there (the token
+                # reaches them too: annotator_minute_input is a Null table).
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            },
+        )
 
     async def write_tables(self, tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, int]:
         """:meth:`insert_tables` on the writer thread; returns rows written per table."""
@@ -642,6 +718,46 @@ class ClickHouseWriter:
             },
         )
         return list(result.result_rows)
+
+    def count_missing_minutes(
+        self, topic: str, topic_id: str, partition: int, after_offset: int
+    ) -> int:
+        """Count in ``annotator_minute_agg`` the shard's stored labels above ``after_offset``
+        that it does not count yet; returns how many there were.
+
+        The counts of a batch are inserted after its labels, so a crash in between (of the
+        embedded engine, or of the server) leaves labels stored and not counted, and the
+        redelivered labels are not written again. Their shard's marks say up to which offset
+        it counted; the labels from there on are counted now, before the shard's next batch
+        moves the mark. ``after_offset`` is the shard's checkpoint: nothing at or below it
+        is missing (its counts were inserted before it)."""
+        shard = minute_shard(topic, topic_id, partition)
+        params: dict[str, Any] = {
+            "topic": topic,
+            "topic_id": topic_id,
+            "partition": partition,
+            "shard": shard,
+        }
+        row = self._client.query(
+            "SELECT max(next_offsets.2[indexOf(next_offsets.1, {shard:String})]) "  # noqa: S608
+            f"FROM {self._db}.annotator_minute_agg "
+            "WHERE has(next_offsets.1, {shard:String})",
+            parameters=params,
+        ).first_row
+        counted = int(row[0] or 0) if row else 0
+        params["from_offset"] = max(counted, after_offset + 1)
+        rows = self._client.query(
+            f"SELECT {', '.join(LABEL_EVENT_COLUMNS)} FROM {self._db}.label_events "  # noqa: S608
+            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
+            "AND source_partition = {partition:UInt32} "
+            "AND source_offset >= {from_offset:UInt64} "
+            "ORDER BY source_offset, source_index LIMIT 1 BY source_offset, source_index",
+            parameters=params,
+        ).result_rows
+        if rows:
+            missing = [tuple(row) for row in rows]
+            self._insert("annotator_minute_input", annotator_minute_rows(missing, []))
+        return len(rows)
 
     def recent_event_ids(
         self, table: str, topic: str, topic_id: str, partition: int, offset: int, limit: int

@@ -628,6 +628,79 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        11,
+        "annotator_minute_crash_consistent",
+        (
+            # The per-minute aggregates were filled by materialized views on label_events and
+            # alerts. An insert and its views' inserts are not atomic (ClickHouse#104661): a
+            # worker killed in between (the embedded engine dies with it) left the labels
+            # stored and never counted, and their redelivery is not written again. The worker
+            # now writes the aggregates itself, one insert per batch through a Null table,
+            # after the labels and alerts and before the checkpoint. Each row carries, per
+            # label shard, the next offset it counted up to; restoring a shard counts the
+            # stored labels at or above it (see ClickHouseWriter.count_missing_minutes).
+            "DROP VIEW IF EXISTS {db}.annotator_minute_labels_mv",
+            "DROP VIEW IF EXISTS {db}.annotator_minute_alerts_mv",
+            """
+            ALTER TABLE {db}.annotator_minute_agg ADD COLUMN IF NOT EXISTS next_offsets
+                SimpleAggregateFunction(maxMap, Tuple(Array(String), Array(UInt64)))
+            """,
+            # One row per project, annotator, minute and label shard of a batch. Alert-only
+            # rows have shard ''; an alert is counted once by id, whichever rows carry it.
+            """
+            CREATE TABLE IF NOT EXISTS {db}.annotator_minute_input (
+                project LowCardinality(String),
+                annotator_id String,
+                minute DateTime('UTC'),
+                shard String,
+                next_offset UInt64,
+                labels UInt64,
+                with_consensus UInt64,
+                agreed UInt64,
+                gold_seen UInt64,
+                gold_right UInt64,
+                durations Array(UInt32),
+                alerts_opened Array(String)
+            )
+            ENGINE = Null
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.annotator_minute_input_mv
+            TO {db}.annotator_minute_agg AS
+            SELECT
+                project,
+                annotator_id,
+                minute,
+                labels,
+                with_consensus,
+                agreed,
+                gold_seen,
+                gold_right,
+                arrayReduce(
+                    'quantileTDigestState(0.5)', CAST(durations, 'Array(Nullable(UInt32))')
+                ) AS duration_digest,
+                arrayReduce('uniqExactState', alerts_opened) AS alerts_opened,
+                if(shard = '', ([], []), ([shard], [next_offset])) AS next_offsets
+            FROM {db}.annotator_minute_input
+            """,
+            # A store written by the views: every stored label is counted, so each shard
+            # is marked as counted up to its newest label (a zero row on that label's key,
+            # so it shows nowhere).
+            """
+            INSERT INTO {db}.annotator_minute_agg
+                (project, annotator_id, minute, next_offsets)
+            SELECT
+                argMax(project, source_offset),
+                argMax(annotator_id, source_offset),
+                toStartOfMinute(argMax(ts, source_offset)),
+                ([concat(source_topic, '/', source_topic_id, ':', toString(source_partition))],
+                 [max(source_offset) + 1])
+            FROM {db}.label_events
+            GROUP BY source_topic, source_topic_id, source_partition
+            """,
+        ),
+    ),
 )
 
 

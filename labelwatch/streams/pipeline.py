@@ -84,6 +84,10 @@ class TableOutput(ShardStore, Protocol):
         self, topic: str, topic_id: str, partition: int, offset: int
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
 
+    def count_missing_minutes(
+        self, topic: str, topic_id: str, partition: int, after_offset: int
+    ) -> int: ...
+
 
 class Revocations:
     """The revoked items a worker's label and privacy pipelines share, behind one lock.
@@ -267,14 +271,27 @@ class LabelPipeline:
         for topic, partition in {(s.topic, s.partition) for _, s in valid}:
             if tracker.has_shard(topic, partition):
                 continue
+            shard = (topic, self._topic_ids.get(topic, ""), partition)
             stored = await read_stored_shard(
                 self._read_back,
                 self._tables,
                 "label_events",
                 self._tables.stored_labels_after,
-                (topic, self._topic_ids.get(topic, ""), partition),
+                shard,
                 tracker.dedup_window,
             )
+            after = -1 if stored.checkpoint is None else stored.checkpoint.last_offset
+            counted = await self._read_back(
+                functools.partial(self._tables.count_missing_minutes, *shard, after)
+            )
+            if counted:
+                log.warning(
+                    "shard %s:%d: %d stored labels were not counted per minute (a crash "
+                    "between the two inserts); counted them now",
+                    topic,
+                    partition,
+                    counted,
+                )
             restored = tracker.restore(
                 topic, partition, stored.checkpoint, stored.later, stored.recent_ids
             )

@@ -1,5 +1,6 @@
-"""The live-analytics views over chDB: what they compute, and that a retried or redelivered
-insert is not counted twice by the materialized views that feed them."""
+"""The live-analytics views over chDB: what they compute, that a retried or redelivered
+insert is not counted twice in the per-minute aggregates, and that labels a crash left
+uncounted there are counted when their shard is restored."""
 
 from __future__ import annotations
 
@@ -14,15 +15,18 @@ from labelwatch.models.tracker import AnnotatorSnapshot, LabelOutcome, QualityOu
 from labelwatch.schemas import LabelEvent, SourcePosition
 from labelwatch.schemas.alerts import Alert, alert_id
 from labelwatch.settings import Settings
+from labelwatch.sinks import migrations
 from labelwatch.sinks.clickhouse import (
+    ANNOTATOR_MINUTE_INPUT_COLUMNS,
     LABEL_EVENT_COLUMNS,
     ClickHouseWriter,
+    annotator_minute_rows,
     connect,
     database_name,
     dedup_token,
     sink_rows,
 )
-from labelwatch.sinks.migrations import migrate
+from labelwatch.sinks.migrations import MIGRATIONS, migrate
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -175,17 +179,80 @@ def test_a_retried_insert_is_not_counted_twice_by_the_views(
     assert stored_rows() == before
     assert minute_rows(client, name) == views_before
 
-    # The same retry without the dependent-view setting: the base table drops the block,
-    # the materialized view does not. This is what the writer's setting prevents.
-    rows = tables["label_events"]
+    # The same retry of the counts without the dependent-view setting: the Null table keeps
+    # nothing to deduplicate by, and the materialized view counts the block again. This is
+    # what the writer's setting (with the token) prevents.
+    counts = annotator_minute_rows(tables["label_events"], tables["alerts"])
     client.insert(
-        f"{name}.label_events",
-        rows,
-        column_names=LABEL_EVENT_COLUMNS,
+        f"{name}.annotator_minute_input",
+        counts,
+        column_names=ANNOTATOR_MINUTE_INPUT_COLUMNS,
         settings={
-            "insert_deduplication_token": dedup_token("label_events", rows),
+            "insert_deduplication_token": dedup_token("annotator_minute_input", counts),
             "deduplicate_blocks_in_dependent_materialized_views": 0,
         },
     )
     assert client.command(f"SELECT count() FROM {name}.label_events") == 12
     assert stored_rows() == 2 * before
+
+
+def test_labels_a_crash_left_uncounted_are_counted_when_their_shard_is_restored(
+    db: tuple[Client, ClickHouseWriter, str],
+) -> None:
+    """The labels' insert and their per-minute counts' insert are two inserts: a worker (and
+    with it the embedded engine) killed in between leaves labels stored and not counted,
+    and their redelivery is not written again. Restoring the shard counts them, once."""
+    client, writer, name = db
+    events, quality = labels(24)
+    first = sink_rows(events[:10], QualityOutput(outcomes=quality.outcomes[:10]), T0)
+    second = sink_rows(events[10:], QualityOutput(outcomes=quality.outcomes[10:]), T0)
+    writer.insert_tables(first)
+    # Killed after the labels' insert:
+    client.insert(f"{name}.label_events", second["label_events"], column_names=LABEL_EVENT_COLUMNS)
+    assert sum(r[2] for r in minute_rows(client, name)) == 10
+
+    # The checkpoint bounds what can be missing: none of the labels it covers.
+    assert writer.count_missing_minutes("labels", "", 0, 23) == 0
+    assert writer.count_missing_minutes("labels", "", 0, -1) == 14
+    assert writer.count_missing_minutes("labels", "", 0, -1) == 0  # counted once
+    everything = sink_rows(events, quality, T0)
+    client.command(f"CREATE DATABASE {name}_whole")
+    try:
+        migrate(client, f"{name}_whole")
+        whole = ClickHouseWriter(client, f"{name}_whole")
+        whole.insert_tables(everything)
+        assert minute_rows(client, name) == minute_rows(client, f"{name}_whole")
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {name}_whole")
+
+    # Later batches move the shard's mark on; nothing is counted twice after them.
+    later, later_quality = labels(4, start=24)
+    writer.insert_tables(sink_rows(later, later_quality, T0))
+    assert writer.count_missing_minutes("labels", "", 0, -1) == 0
+    assert sum(r[2] for r in minute_rows(client, name)) == 28
+
+
+def test_migrating_a_store_filled_by_the_old_views_marks_every_label_counted(
+    ch_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before migration 11 materialized views counted the labels; after it, restoring a
+    shard must not count them again."""
+    client = connect(settings=ch_settings)
+    name = database_name(ch_settings)
+    try:
+        with monkeypatch.context() as m:
+            m.setattr(migrations, "MIGRATIONS", [x for x in MIGRATIONS if x.version <= 10])
+            migrate(client, name)
+        events, quality = labels(12)
+        rows = sink_rows(events, quality, T0)["label_events"]
+        client.insert(f"{name}.label_events", rows, column_names=LABEL_EVENT_COLUMNS)
+        before = minute_rows(client, name)
+        assert sum(r[2] for r in before) == 12  # counted by the old views
+
+        assert [x.version for x in migrate(client, name)] == [11]
+        writer = ClickHouseWriter(client, name)
+        assert writer.count_missing_minutes("labels", "", 0, -1) == 0
+        assert minute_rows(client, name) == before
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {name}")
+        client.close()
