@@ -243,8 +243,12 @@ _L = {name: i for i, name in enumerate(LABEL_EVENT_COLUMNS)}
 _A = {name: i for i, name in enumerate(ALERT_COLUMNS)}
 
 
+def _minute(ts: datetime) -> datetime:
+    return _utc(ts).astimezone(UTC).replace(second=0, microsecond=0)
+
+
 def annotator_minute_rows(
-    label_rows: Sequence[tuple[Any, ...]], alert_rows: Sequence[tuple[Any, ...]]
+    label_rows: Sequence[Sequence[Any]], alert_rows: Sequence[Sequence[Any]]
 ) -> list[tuple[Any, ...]]:
     """``annotator_minute_input`` rows counting a batch's ``label_events`` and ``alerts`` rows:
     one per project, annotator, minute and label shard, with the shard's next offset after
@@ -253,8 +257,7 @@ def annotator_minute_rows(
     next_offset: dict[str, int] = {}
 
     def group(project: str, annotator: str, ts: datetime, shard: str) -> list[Any]:
-        minute = _utc(ts).astimezone(UTC).replace(second=0, microsecond=0)
-        key = (project, annotator, minute, shard)
+        key = (project, annotator, _minute(ts), shard)
         if key not in groups:
             groups[key] = [0, 0, 0, 0, 0, [], []]
         return groups[key]
@@ -720,32 +723,40 @@ class ClickHouseWriter:
         return list(result.result_rows)
 
     def count_missing_minutes(
-        self, topic: str, topic_id: str, partition: int, after_offset: int
+        self, topic: str, topic_id: str, partition: int, replayed: Sequence[tuple[datetime, int]]
     ) -> int:
-        """Count in ``annotator_minute_agg`` the shard's stored labels above ``after_offset``
-        that it does not count yet; returns how many there were.
+        """Count in ``annotator_minute_agg`` the shard's stored labels it does not count yet;
+        returns how many there were. ``replayed``: (ts, offset) of the labels a restore
+        replays, those stored after the shard's checkpoint.
 
         The counts of a batch are inserted after its labels, so a crash in between (of the
         embedded engine, or of the server) leaves labels stored and not counted, and the
-        redelivered labels are not written again. Their shard's marks say up to which offset
-        it counted; the labels from there on are counted now, before the shard's next batch
-        moves the mark. ``after_offset`` is the shard's checkpoint: nothing at or below it
-        is missing (its counts were inserted before it)."""
-        shard = minute_shard(topic, topic_id, partition)
+        redelivered labels are not written again. Only replayed labels can be missing: the
+        counts of the labels a checkpoint covers were inserted before it. The rows of the
+        last batch that counted any of them lie on their minutes, and say up to which offset
+        the shard is counted; the labels from there on are counted now, before the shard's
+        next batch moves that mark."""
+        if not replayed:
+            return 0
+        minutes = sorted({_minute(ts) for ts, _ in replayed})
         params: dict[str, Any] = {
             "topic": topic,
             "topic_id": topic_id,
             "partition": partition,
-            "shard": shard,
+            "shard": minute_shard(topic, topic_id, partition),
+            "minutes": minutes,
         }
         row = self._client.query(
             "SELECT max(next_offsets.2[indexOf(next_offsets.1, {shard:String})]) "  # noqa: S608
             f"FROM {self._db}.annotator_minute_agg "
-            "WHERE has(next_offsets.1, {shard:String})",
+            "WHERE minute IN {minutes:Array(DateTime('UTC'))} "
+            "AND has(next_offsets.1, {shard:String})",
             parameters=params,
         ).first_row
         counted = int(row[0] or 0) if row else 0
-        params["from_offset"] = max(counted, after_offset + 1)
+        params["from_offset"] = max(counted, min(offset for _, offset in replayed))
+        if params["from_offset"] > max(offset for _, offset in replayed):
+            return 0  # the usual case: nothing missing, and nothing more read
         rows = self._client.query(
             f"SELECT {', '.join(LABEL_EVENT_COLUMNS)} FROM {self._db}.label_events "  # noqa: S608
             "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
@@ -755,8 +766,7 @@ class ClickHouseWriter:
             parameters=params,
         ).result_rows
         if rows:
-            missing = [tuple(row) for row in rows]
-            self._insert("annotator_minute_input", annotator_minute_rows(missing, []))
+            self._insert("annotator_minute_input", annotator_minute_rows(rows, []))
         return len(rows)
 
     def recent_event_ids(

@@ -85,7 +85,7 @@ class TableOutput(ShardStore, Protocol):
     ) -> list[tuple[LabelEvent, SourcePosition]]: ...
 
     def count_missing_minutes(
-        self, topic: str, topic_id: str, partition: int, after_offset: int
+        self, topic: str, topic_id: str, partition: int, replayed: Sequence[tuple[datetime, int]]
     ) -> int: ...
 
 
@@ -280,9 +280,9 @@ class LabelPipeline:
                 shard,
                 tracker.dedup_window,
             )
-            after = -1 if stored.checkpoint is None else stored.checkpoint.last_offset
+            replayed = [(event.ts, source.offset) for event, source in stored.later]
             counted = await self._read_back(
-                functools.partial(self._tables.count_missing_minutes, *shard, after)
+                functools.partial(self._tables.count_missing_minutes, *shard, replayed)
             )
             if counted:
                 log.warning(

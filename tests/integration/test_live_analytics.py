@@ -211,10 +211,12 @@ def test_labels_a_crash_left_uncounted_are_counted_when_their_shard_is_restored(
     client.insert(f"{name}.label_events", second["label_events"], column_names=LABEL_EVENT_COLUMNS)
     assert sum(r[2] for r in minute_rows(client, name)) == 10
 
-    # The checkpoint bounds what can be missing: none of the labels it covers.
-    assert writer.count_missing_minutes("labels", "", 0, 23) == 0
-    assert writer.count_missing_minutes("labels", "", 0, -1) == 14
-    assert writer.count_missing_minutes("labels", "", 0, -1) == 0  # counted once
+    # A restore replays the labels stored after the shard's checkpoint; only they can be
+    # missing. With the checkpoint past every stored label, nothing is read.
+    assert writer.count_missing_minutes("labels", "", 0, []) == 0
+    replayed = [(e.ts, s.offset) for e, s in events[6:]]  # checkpoint at offset 5
+    assert writer.count_missing_minutes("labels", "", 0, replayed) == 14
+    assert writer.count_missing_minutes("labels", "", 0, replayed) == 0  # counted once
     everything = sink_rows(events, quality, T0)
     client.command(f"CREATE DATABASE {name}_whole")
     try:
@@ -228,7 +230,8 @@ def test_labels_a_crash_left_uncounted_are_counted_when_their_shard_is_restored(
     # Later batches move the shard's mark on; nothing is counted twice after them.
     later, later_quality = labels(4, start=24)
     writer.insert_tables(sink_rows(later, later_quality, T0))
-    assert writer.count_missing_minutes("labels", "", 0, -1) == 0
+    replayed += [(e.ts, s.offset) for e, s in later]
+    assert writer.count_missing_minutes("labels", "", 0, replayed) == 0
     assert sum(r[2] for r in minute_rows(client, name)) == 28
 
 
@@ -251,7 +254,8 @@ def test_migrating_a_store_filled_by_the_old_views_marks_every_label_counted(
 
         assert [x.version for x in migrate(client, name)] == [11]
         writer = ClickHouseWriter(client, name)
-        assert writer.count_missing_minutes("labels", "", 0, -1) == 0
+        replayed = [(e.ts, s.offset) for e, s in events]  # no checkpoint yet
+        assert writer.count_missing_minutes("labels", "", 0, replayed) == 0
         assert minute_rows(client, name) == before
     finally:
         client.command(f"DROP DATABASE IF EXISTS {name}")
