@@ -726,6 +726,9 @@ RETENTION_TABLES: dict[str, tuple[str, bool]] = {
     "alerts": ("toDateTime(ts)", False),
     "review_queue": ("toDateTime(window_start)", False),
     "confusion_findings": ("toDateTime(ts)", False),
+    # A project's totals row is rewritten with a newer ts at every flush, so only the
+    # totals of a project idle for the whole retention go.
+    "agreement": ("toDateTime(ts)", False),
 }
 
 
