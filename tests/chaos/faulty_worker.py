@@ -10,6 +10,9 @@ the ClickHouse insert (``ClickHouseWriter.insert_tables``):
 ``CHAOS_KILL_AFTER_INSERTS``
     SIGKILL the worker right after its N-th successful insert: the rows are stored, their
     offsets are not committed yet (the window a crash is worst in).
+``CHAOS_KILL_BEFORE_COUNTS``
+    SIGKILL the worker right before its N-th insert of per-minute counts
+    (``annotator_minute_input``): the batch's labels and alerts are stored, not counted.
 ``CHAOS_MODEL_FAILURE_MARKER``
     Once (while this file does not exist yet; it is then created): a bug in the models,
     raised after the 5th shard segment was learned, so the models have moved on and nothing
@@ -46,6 +49,20 @@ def install() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     ClickHouseWriter.insert_tables = faulty_insert  # type: ignore[method-assign]
+
+    kill_before_counts = int(os.environ.get("CHAOS_KILL_BEFORE_COUNTS", "0"))
+    insert_one = ClickHouseWriter._insert
+    counts = 0
+
+    def faulty_insert_one(self: ClickHouseWriter, table: str, rows: list[tuple[Any, ...]]) -> None:
+        nonlocal counts
+        if table == "annotator_minute_input":
+            counts += 1
+            if kill_before_counts and counts >= kill_before_counts:
+                os.kill(os.getpid(), signal.SIGKILL)
+        insert_one(self, table, rows)
+
+    ClickHouseWriter._insert = faulty_insert_one  # type: ignore[method-assign]
 
     marker = os.environ.get("CHAOS_MODEL_FAILURE_MARKER")
     learn = QualityTracker._learn

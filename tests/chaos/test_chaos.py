@@ -69,6 +69,15 @@ def test_sigkill_at_random_points_and_between_insert_and_commit(
         run.worker.process.wait(120)  # type: ignore[union-attr]
         run.events.append("killed itself after insert 2")
         run.worker = None
+        # Killed between a batch's labels and their per-minute counts (the window CI once
+        # hit at random): its successor must count the stored labels when it restores.
+        run.start(CHAOS_KILL_BEFORE_COUNTS="2")
+        run.worker.process.wait(120)  # type: ignore[union-attr]
+        run.events.append("killed itself before counts insert 2")
+        run.worker = None
+        successor = run.start()
+        _wait_for_log(successor.log_path, "were not counted per minute")
+        run.kill()
         for fraction in sorted(rng.uniform(0.1, 0.8) for _ in range(3)):
             run.start()
             run.wait_progress(int(fraction * total) // 3)
@@ -77,7 +86,7 @@ def test_sigkill_at_random_points_and_between_insert_and_commit(
         run.wait_done(300)
         code, _ = run.stop()
         assert code == 0
-    assert run.starts == 5
+    assert run.starts == 7
     assert_same_as_control(chaos_shared, chaos_control, run)
 
 
