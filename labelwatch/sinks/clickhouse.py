@@ -739,13 +739,7 @@ class ClickHouseWriter:
         if not replayed:
             return 0
         minutes = sorted({_minute(ts) for ts, _ in replayed})
-        params: dict[str, Any] = {
-            "topic": topic,
-            "topic_id": topic_id,
-            "partition": partition,
-            "shard": minute_shard(topic, topic_id, partition),
-            "minutes": minutes,
-        }
+        params = {"shard": minute_shard(topic, topic_id, partition), "minutes": minutes}
         row = self._client.query(
             "SELECT max(next_offsets.2[indexOf(next_offsets.1, {shard:String})]) "  # noqa: S608
             f"FROM {self._db}.annotator_minute_agg "
@@ -754,17 +748,13 @@ class ClickHouseWriter:
             parameters=params,
         ).first_row
         counted = int(row[0] or 0) if row else 0
-        params["from_offset"] = max(counted, min(offset for _, offset in replayed))
-        if params["from_offset"] > max(offset for _, offset in replayed):
+        from_offset = max(counted, min(offset for _, offset in replayed))
+        if from_offset > max(offset for _, offset in replayed):
             return 0  # the usual case: nothing missing, and nothing more read
-        rows = self._client.query(
-            f"SELECT {', '.join(LABEL_EVENT_COLUMNS)} FROM {self._db}.label_events "  # noqa: S608
-            "WHERE source_topic = {topic:String} AND source_topic_id = {topic_id:String} "
-            "AND source_partition = {partition:UInt32} "
-            "AND source_offset >= {from_offset:UInt64} "
-            "ORDER BY source_offset, source_index LIMIT 1 BY source_offset, source_index",
-            parameters=params,
-        ).result_rows
+        columns = ", ".join(LABEL_EVENT_COLUMNS)
+        rows = self._shard_rows_after(
+            "label_events", columns, topic, topic_id, partition, from_offset - 1
+        )
         if rows:
             self._insert("annotator_minute_input", annotator_minute_rows(rows, []))
         return len(rows)
